@@ -1,0 +1,27 @@
+"""Shared test set-up: everything offline, real components, small models built locally."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any Hugging Face import: hub look-ups would otherwise retry for ~24 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+XQUAD_R_DIR = REPO_ROOT.parent / "shared" / "data" / "xquad-r"
+
+
+@pytest.fixture(scope="session")
+def xquad_r_dir() -> Path:
+    """The shared XQuAD-R folder (read in place, never copied into the repo)."""
+    if not (XQUAD_R_DIR / "en.json").exists():
+        pytest.fail(f"XQuAD-R data not found at {XQUAD_R_DIR}")
+    return XQUAD_R_DIR
