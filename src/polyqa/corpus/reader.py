@@ -1,0 +1,82 @@
+"""Reading a polyqa corpus: ``<corpus>/lang=<code>/part-KKKKK-of-NNNNN.arrow``.
+
+Shards are aligned across languages (shard k of every language holds the same
+qa_ids in the same order), so a parallel view is a zip, not a join.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from polyqa import languages as L
+from polyqa.corpus.schema import CORPUS_SCHEMA
+
+SHARD_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.(arrow|parquet)$")
+
+
+def corpus_languages(corpus_dir: str | Path) -> list[str]:
+    """Languages present in a corpus folder, from its ``lang=`` partitions."""
+    root = Path(corpus_dir)
+    langs = sorted(p.name.split("=", 1)[1] for p in root.glob("lang=*") if p.is_dir())
+    if not langs:
+        raise FileNotFoundError(f"{root}: no lang=<code>/ partitions; is this a polyqa corpus?")
+    return langs
+
+
+def shard_paths(corpus_dir: str | Path, lang: str) -> list[Path]:
+    """Shard files of one language in shard order."""
+    folder = Path(corpus_dir) / f"lang={L.normalize(lang)}"
+    paths = [p for p in folder.iterdir() if SHARD_RE.match(p.name)] if folder.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no shards for language {lang}")
+    return sorted(paths, key=lambda p: int(SHARD_RE.match(p.name).group(1)))
+
+
+def _format_of(path: Path) -> str:
+    return "parquet" if path.suffix == ".parquet" else "arrow"
+
+
+def open_corpus(corpus_dir: str | Path) -> ds.Dataset:
+    """The whole corpus as a ``pyarrow.dataset`` (``lang`` comes from the files' own column)."""
+    root = Path(corpus_dir)
+    files = [p for lang in corpus_languages(root) for p in shard_paths(root, lang)]
+    return ds.dataset([str(p) for p in files], format=_format_of(files[0]), schema=CORPUS_SCHEMA)
+
+
+def read_language(
+    corpus_dir: str | Path, lang: str, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """All rows of one language, in shard order (so aligned with every other language)."""
+    paths = shard_paths(corpus_dir, lang)
+    dataset = ds.dataset([str(p) for p in paths], format=_format_of(paths[0]), schema=CORPUS_SCHEMA)
+    return dataset.to_table(columns=list(columns) if columns else None)
+
+
+def iter_parallel(
+    corpus_dir: str | Path, langs: Sequence[str], columns: Sequence[str] | None = None
+) -> Iterator[dict[str, pa.RecordBatch]]:
+    """Yield ``{lang: record batch}`` per aligned shard, zipping languages shard by shard."""
+    langs = L.normalize_many(list(langs))
+    per_lang = {lang: shard_paths(corpus_dir, lang) for lang in langs}
+    counts = {lang: len(paths) for lang, paths in per_lang.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"{corpus_dir}: languages have different shard counts: {counts}")
+    for k in range(next(iter(counts.values()))):
+        shard = {}
+        for lang in langs:
+            path = per_lang[lang][k]
+            table = ds.dataset(str(path), format=_format_of(path), schema=CORPUS_SCHEMA).to_table(
+                columns=list(columns) if columns else None
+            )
+            shard[lang] = table
+        ids = {lang: t.column("qa_id") for lang, t in shard.items() if "qa_id" in t.column_names}
+        first = next(iter(ids.values()), None)
+        for lang, col in ids.items():
+            if not col.equals(first):
+                raise ValueError(f"{corpus_dir}: shard {k} of {lang} is not aligned with {langs[0]}")
+        yield shard
