@@ -59,8 +59,8 @@ def read_language(
 
 def iter_parallel(
     corpus_dir: str | Path, langs: Sequence[str], columns: Sequence[str] | None = None
-) -> Iterator[dict[str, pa.RecordBatch]]:
-    """Yield ``{lang: record batch}`` per aligned shard, zipping languages shard by shard."""
+) -> Iterator[dict[str, pa.Table]]:
+    """Yield ``{lang: table}`` per aligned shard, zipping languages shard by shard."""
     langs = L.normalize_many(list(langs))
     per_lang = {lang: shard_paths(corpus_dir, lang) for lang in langs}
     counts = {lang: len(paths) for lang, paths in per_lang.items()}
