@@ -18,6 +18,8 @@ import pytest  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 XQUAD_R_DIR = REPO_ROOT.parent / "shared" / "data" / "xquad-r"
 
+pytest_plugins = ["fixtures_translate"]
+
 
 @pytest.fixture(scope="session")
 def xquad_r_dir() -> Path:
