@@ -1,0 +1,170 @@
+"""Writing corpus shards and the quarantine: temporary name, fsync, atomic rename.
+
+A shard is ``<corpus>/lang=<code>/part-KKKKK-of-NNNNN.arrow`` (Arrow IPC file,
+zstd) or ``.parquet``. A file only appears under its final name once it is
+complete, so a killed run leaves no half-written shard behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from polyqa.corpus.schema import CORPUS_SCHEMA, QUARANTINE_SCHEMA
+
+FORMATS = {"arrow": "arrow", "parquet": "parquet"}
+QUARANTINE_FILE = "quarantine.arrow"
+BATCH_ROWS = 1000  # record batch size inside a shard (streaming readers yield one at a time)
+
+
+def shard_relpath(lang: str, index: int, total: int, fmt: str = "arrow") -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown corpus format {fmt!r}; use one of {sorted(FORMATS)}")
+    return f"lang={lang}/part-{index:05d}-of-{total:05d}.{FORMATS[fmt]}"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ids_digest(qa_ids: Iterable[str]) -> str:
+    """Digest of a shard's qa_id sequence: equal across languages iff the shards are aligned."""
+    digest = hashlib.sha256()
+    for qa_id in qa_ids:
+        digest.update(qa_id.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass
+class WrittenShard:
+    lang: str
+    index: int
+    path: str  # relative to the corpus folder
+    rows: int
+    bytes: int
+    sha256: str
+    qa_ids_sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def to_corpus_table(rows: list[Mapping[str, Any]] | pa.Table) -> pa.Table:
+    """Rows as a table of exactly CORPUS_SCHEMA (raises naming the column on a mismatch)."""
+    if isinstance(rows, pa.Table):
+        return rows.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
+    try:
+        return pa.Table.from_pylist(list(rows), schema=CORPUS_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(f"rows do not fit the corpus schema: {exc}") from exc
+
+
+def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: int, total: int,
+                fmt: str = "arrow", compression: str = "zstd") -> WrittenShard:
+    """Write one language's shard atomically and return what the manifest records about it."""
+    table = to_corpus_table(table)
+    nulls = [name for name in CORPUS_SCHEMA.names
+             if not CORPUS_SCHEMA.field(name).nullable and table.column(name).null_count]
+    if nulls:
+        raise ValueError(f"shard {index} of {lang}: null values in non-nullable columns {nulls}")
+    rel = shard_relpath(lang, index, total, fmt)
+    path = Path(corpus_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        if fmt == "parquet":
+            pq.write_table(table, tmp, compression=compression, row_group_size=BATCH_ROWS)
+        else:
+            options = ipc.IpcWriteOptions(compression=compression)
+            with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, CORPUS_SCHEMA, options=options) as writer:
+                writer.write_table(table, max_chunksize=BATCH_ROWS)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return WrittenShard(lang, index, rel, table.num_rows, path.stat().st_size, sha256_file(path),
+                        ids_digest(table.column("qa_id").to_pylist()))
+
+
+class QuarantineWriter:
+    """Streams quarantined rows into ``quarantine.arrow`` (renamed into place on close)."""
+
+    def __init__(self, corpus_dir: str | Path, batch_rows: int = 1000):
+        self.path = Path(corpus_dir) / QUARANTINE_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = _tmp_name(self.path)
+        self._sink = pa.OSFile(str(self._tmp), "wb")
+        self._writer = ipc.new_file(self._sink, QUARANTINE_SCHEMA,
+                                    options=ipc.IpcWriteOptions(compression="zstd"))
+        self._buffer: list[dict[str, Any]] = []
+        self._batch_rows = batch_rows
+        self.rows = 0
+        self.reasons: dict[str, int] = {}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self._buffer.append(dict(row))
+        self.rows += 1
+        reason = str(row["reason"]).split(":")[0][:80]
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if len(self._buffer) >= self._batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=QUARANTINE_SCHEMA))
+            self._buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+        self._sink.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> QuarantineWriter:
+        return self
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        self.abort() if exc_type else self.close()
+
+
+def read_quarantine(corpus_dir: str | Path) -> pa.Table:
+    path = Path(corpus_dir) / QUARANTINE_FILE
+    if not path.exists():
+        return QUARANTINE_SCHEMA.empty_table()
+    with pa.memory_map(str(path)) as source:
+        return ipc.open_file(source).read_all()

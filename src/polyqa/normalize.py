@@ -1,0 +1,189 @@
+"""Normalisation of source records into one QA record, with stable ids, dedup and a leakage guard.
+
+Every record either becomes a :class:`QARecord`, goes to the quarantine
+(:class:`~polyqa.sources.base.Quarantined`, with file, row, field and reason),
+or is excluded by the leakage guard; :class:`Normalizer` counts all three.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyqa.sources.base import Quarantined, RawRecord, SourceItem
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+def text_key(text: str) -> str:
+    """Hash of a text up to case, Unicode form and whitespace (for dedup and leakage)."""
+    canonical = _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+def stable_id(*parts: str) -> str:
+    """A short id that depends only on its parts (so reruns and other machines agree)."""
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass
+class LangText:
+    """One language's version of a QA pair."""
+
+    question: str
+    passage: str
+    answer_text: str
+    answer_start: int
+    title: str | None = None
+    sentences: list[str] | None = None  # given by the source (LAReQA); else segmented later
+    sentence_starts: list[int] | None = None
+
+
+@dataclass
+class QARecord:
+    qa_id: str
+    passage_id: str
+    source: str
+    license: str | None
+    english: LangText
+    translations: dict[str, LangText] = field(default_factory=dict)  # imported parallel versions
+
+
+def locate_answer(passage: str, text: str, start: int | None) -> int | None:
+    """The answer's offset: the given one if it matches, else the occurrence nearest to it."""
+    if start is not None and 0 <= start and passage[start:start + len(text)] == text:
+        return start
+    hits = [m.start() for m in re.finditer(re.escape(text), passage)]
+    if not hits:
+        return None
+    if start is None:
+        return hits[0]
+    return min(hits, key=lambda h: abs(h - start))
+
+
+def check_text(rec: RawRecord, location: str) -> LangText | Quarantined:
+    """Validate one language version; the reason names the offending field."""
+
+    def bad(field_name: str, reason: str) -> Quarantined:
+        return Quarantined(location, rec.row, field_name, reason, rec.raw)
+
+    if not isinstance(rec.question, str) or not rec.question.strip():
+        return bad("question", "missing or empty question")
+    if not isinstance(rec.passage, str) or not rec.passage.strip():
+        return bad("passage", "missing or empty passage")
+    if not rec.answers:
+        return bad("answers", "no answer")
+    chosen = None
+    for answer in rec.answers:
+        if not answer.text.strip():
+            continue
+        start = locate_answer(rec.passage, answer.text, answer.start)
+        if start is not None:
+            chosen = (answer.text, start)
+            break
+    if chosen is None:
+        return bad("answers", f"answer {rec.answers[0].text!r} not found in passage")
+    sentences, starts = rec.sentences, rec.sentence_starts
+    if sentences is not None and not _sentences_fit(rec.passage, sentences, starts or []):
+        sentences = starts = None  # inconsistent breaks: segment the passage ourselves instead
+    title = rec.title if isinstance(rec.title, str) else None
+    return LangText(rec.question.strip(), rec.passage, chosen[0], chosen[1], title, sentences, starts)
+
+
+def _sentences_fit(passage: str, sentences: list[str], starts: list[int]) -> bool:
+    return len(sentences) == len(starts) and all(
+        passage[s:s + len(t)] == t for s, t in zip(starts, sentences)
+    )
+
+
+class LeakageGuard:
+    """Passages of evaluation sets (SQuAD/LAReQA JSON files or folders of them), by text hash."""
+
+    def __init__(self, paths: Iterable[str | Path] = ()):
+        from polyqa.sources.squad_json import iter_paragraphs, load_squad_json
+
+        self.paths = [str(p) for p in paths]
+        self.keys: set[str] = set()
+        for path in self.paths:
+            p = Path(path)
+            files = sorted(p.rglob("*.json")) if p.is_dir() else [p]
+            for file in files:
+                data = load_squad_json(file)
+                for _, _, paragraph in iter_paragraphs(data, str(file)):
+                    context = paragraph.get("context") if isinstance(paragraph, dict) else None
+                    if isinstance(context, str):
+                        self.keys.add(text_key(context))
+
+    def excludes(self, passage: str) -> bool:
+        return text_key(passage) in self.keys
+
+
+class Normalizer:
+    """Turns source items into QARecords; counts kept, quarantined, duplicate and excluded rows."""
+
+    def __init__(self, leakage: LeakageGuard | None = None, required_languages: Iterable[str] = ()):
+        self.leakage = leakage
+        # Languages every imported record must have when there is no MT to fill gaps.
+        self.required_languages = list(required_languages)
+        self.counts: Counter[str] = Counter()
+        self.by_source: Counter[str] = Counter()
+        self._seen_ids: set[str] = set()
+        self._seen_pairs: set[str] = set()
+
+    def __call__(self, items: Iterable[SourceItem]) -> Iterator[QARecord | Quarantined]:
+        for item in items:
+            self.counts["read"] += 1
+            out = self.one(item)
+            if out is None:
+                self.counts["leakage_excluded"] += 1
+                continue
+            if isinstance(out, Quarantined):
+                self.counts["quarantined"] += 1
+                if out.reason.startswith("duplicate"):
+                    self.counts["duplicates"] += 1
+            else:
+                self.counts["kept"] += 1
+                self.by_source[out.source] += 1
+            yield out
+
+    def one(self, item: SourceItem) -> QARecord | Quarantined | None:
+        if isinstance(item, Quarantined):
+            return item
+        location = item.location or item.source
+        english = check_text(item, location)
+        if isinstance(english, Quarantined):
+            return english
+        if self.leakage is not None and self.leakage.excludes(english.passage):
+            return None
+        translations: dict[str, LangText] = {}
+        for lang, other in item.translations.items():
+            checked = check_text(other, f"{location} [{lang}]")
+            if isinstance(checked, Quarantined):
+                checked.reason = f"{lang}: {checked.reason}"
+                return checked
+            translations[lang] = checked
+        missing = [lang for lang in self.required_languages
+                   if lang != "eng_Latn" and lang not in translations]
+        if missing:
+            return Quarantined(location, item.row, None,
+                               f"no text in {', '.join(missing)} and no translation model configured", item.raw)
+        base = item.original_id if item.original_id is not None else english.question + "\x1f" + english.passage
+        qa_id = stable_id(item.source, base)
+        passage_key = text_key(english.passage)
+        pair_key = stable_id(passage_key, text_key(english.question))
+        if qa_id in self._seen_ids or pair_key in self._seen_pairs:
+            return Quarantined(location, item.row, "id" if qa_id in self._seen_ids else "question",
+                               "duplicate question (same id, or same question on the same passage)", item.raw)
+        self._seen_ids.add(qa_id)
+        self._seen_pairs.add(pair_key)
+        return QARecord(qa_id, passage_key[:20], item.source, item.license, english, translations)
+
+    def stats(self) -> dict[str, Any]:
+        keys = ("read", "kept", "quarantined", "duplicates", "leakage_excluded")
+        return {**{k: int(self.counts.get(k, 0)) for k in keys}, "kept_by_source": dict(self.by_source)}

@@ -1,0 +1,106 @@
+"""JSON Lines of ``{"question", "passage", "answers"}`` (plus optional ``id``, ``title``).
+
+``answers`` may be ``[{"text", "start"}]``, SQuAD's ``answer_start`` form, or a
+list of strings (offsets are then located in the passage). Field names can be
+remapped with ``columns: {question: q, passage: context, ...}``. Read line by line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from polyqa.sources.base import (
+    Quarantined,
+    RawRecord,
+    SourceError,
+    SourceItem,
+    get_path,
+    parse_answers,
+    register_source,
+)
+
+DEFAULT_COLUMNS = {"id": "id", "question": "question", "passage": "passage", "answers": "answers",
+                   "title": "title"}
+
+
+def iter_mapped(rows: Iterator[tuple[int, Any]], *, location: str, name: str, license: str | None,
+                columns: Mapping[str, str]) -> Iterator[SourceItem]:
+    """Records from dict rows through a column mapping (shared with hf_dataset)."""
+    for row, obj in rows:
+        if not isinstance(obj, Mapping):
+            yield Quarantined(location, row, None, "row is not an object", obj)
+            continue
+        values: dict[str, Any] = {}
+        for key, column in columns.items():
+            try:
+                values[key] = get_path(obj, column) if column else None
+            except (KeyError, IndexError, TypeError):
+                values[key] = None
+        try:
+            answers = parse_answers(values.get("answers"), values.get("answer_starts"))
+        except TypeError as exc:
+            yield Quarantined(location, row, columns.get("answers", "answers"), str(exc), obj)
+            continue
+        original_id = values.get("id")
+        yield RawRecord(
+            source=name,
+            row=row,
+            original_id=str(original_id) if original_id is not None else None,
+            question=values.get("question"),
+            passage=values.get("passage"),
+            answers=answers,
+            title=values.get("title"),
+            license=license,
+            raw=obj,
+            location=location,
+        )
+
+
+def _read_lines(path: str) -> Iterator[tuple[int, Any]]:
+    opener = open
+    if "://" in path:
+        import fsspec
+
+        opener = fsspec.open  # type: ignore[assignment]
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for row, line in enumerate(f):
+                if not line.strip():
+                    continue
+                try:
+                    yield row, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield row, _BadLine(f"invalid JSON at column {exc.colno}: {exc.msg}", line)
+    except FileNotFoundError:
+        raise SourceError(path, "file not found") from None
+
+
+class _BadLine(str):
+    def __new__(cls, reason: str, line: str):
+        obj = super().__new__(cls, line.rstrip("\n"))
+        obj.reason = reason
+        return obj
+
+
+@register_source("jsonl")
+def open_jsonl(spec: Mapping[str, Any]) -> Iterator[SourceItem]:
+    """``{kind: jsonl, path: FILE, columns?: {...}, name?, license?}``."""
+    if "path" not in spec:
+        raise SourceError("config", "jsonl source needs a 'path'", field="path")
+    path = str(spec["path"])
+    name = spec.get("name") or Path(path).stem
+    columns = {**DEFAULT_COLUMNS, **(spec.get("columns") or {})}
+
+    def rows() -> Iterator[SourceItem]:
+        good = ((row, obj) for row, obj in _read_lines(path))
+        for row, obj in good:
+            if isinstance(obj, _BadLine):
+                yield Quarantined(path, row, None, obj.reason, str(obj))
+                continue
+            yield from iter_mapped(iter([(row, obj)]), location=path, name=name,
+                                   license=spec.get("license"), columns=columns)
+
+    return rows()

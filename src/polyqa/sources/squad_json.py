@@ -1,0 +1,116 @@
+"""SQuAD-style JSON (``{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}``), local or URL.
+
+LAReQA files (XQuAD-R, MLQA-R) are SQuAD files whose paragraphs also carry
+``sentences`` and ``sentence_breaks``; those become the record's sentence list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from polyqa.sources.base import (
+    Quarantined,
+    RawRecord,
+    SourceError,
+    SourceItem,
+    parse_answers,
+    register_source,
+)
+
+
+def package_path(location: str) -> Path:
+    """``package://polyqa.data/file.json`` -> the file shipped inside the installed package."""
+    from importlib import resources
+
+    package, _, name = location[len("package://"):].partition("/")
+    return Path(str(resources.files(package).joinpath(name)))
+
+
+def load_squad_json(location: str | Path) -> dict[str, Any]:
+    """The parsed file; URLs and remote paths go through fsspec (bundled with datasets)."""
+    location = str(location)
+    if location.startswith("package://"):
+        location = str(package_path(location))
+    try:
+        if "://" in location:
+            import fsspec
+
+            with fsspec.open(location, "rt", encoding="utf-8") as f:
+                data = json.load(f)
+        else:
+            with open(location, encoding="utf-8") as f:
+                data = json.load(f)
+    except FileNotFoundError:
+        raise SourceError(location, "file not found") from None
+    except json.JSONDecodeError as exc:
+        raise SourceError(location, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("data"), list):
+        raise SourceError(location, "not a SQuAD-style file: expected an object with a 'data' list", field="data")
+    return data
+
+
+def iter_paragraphs(data: Mapping[str, Any], location: str) -> Iterator[tuple[int, str | None, Mapping[str, Any]]]:
+    """(article index, title, paragraph) in file order."""
+    for a, article in enumerate(data["data"]):
+        if not isinstance(article, Mapping) or not isinstance(article.get("paragraphs"), list):
+            raise SourceError(location, "article without a 'paragraphs' list", row=a, field="paragraphs")
+        for paragraph in article["paragraphs"]:
+            yield a, article.get("title"), paragraph
+
+
+def lareqa_sentences(paragraph: Mapping[str, Any]) -> tuple[list[str], list[int]] | None:
+    """The paragraph's given sentence list and start offsets (LAReQA layout), if any."""
+    sentences, breaks = paragraph.get("sentences"), paragraph.get("sentence_breaks")
+    if not isinstance(sentences, list) or not isinstance(breaks, list) or len(sentences) != len(breaks):
+        return None
+    return [str(s) for s in sentences], [int(b[0]) for b in breaks]
+
+
+def iter_squad_records(location: str | Path, *, name: str, license: str | None) -> Iterator[SourceItem]:
+    location = str(location)
+    data = load_squad_json(location)
+    row = 0
+    for a, title, paragraph in iter_paragraphs(data, location):
+        if not isinstance(paragraph, Mapping):
+            yield Quarantined(location, row, "paragraphs", "paragraph is not an object", paragraph)
+            continue
+        context = paragraph.get("context")
+        given = lareqa_sentences(paragraph)
+        for qa in paragraph.get("qas") or []:
+            try:
+                answers = parse_answers(qa.get("answers")) if isinstance(qa, Mapping) else None
+            except TypeError as exc:
+                yield Quarantined(location, row, "answers", str(exc), qa)
+                row += 1
+                continue
+            if answers is None:
+                yield Quarantined(location, row, "qas", "question entry is not an object", qa)
+                row += 1
+                continue
+            yield RawRecord(
+                source=name,
+                row=row,
+                original_id=str(qa["id"]) if qa.get("id") is not None else None,
+                question=qa.get("question"),
+                passage=context,
+                answers=answers,
+                title=title,
+                license=license,
+                sentences=given[0] if given else None,
+                sentence_starts=given[1] if given else None,
+                raw={"title": title, "context": context, **qa},
+                location=location,
+            )
+            row += 1
+
+
+@register_source("squad_json")
+def open_squad_json(spec: Mapping[str, Any]) -> Iterator[SourceItem]:
+    """``{kind: squad_json, path: FILE_OR_URL, name?: str, license?: str}``."""
+    if "path" not in spec:
+        raise SourceError("config", "squad_json source needs a 'path'", field="path")
+    name = spec.get("name") or Path(str(spec["path"])).stem
+    return iter_squad_records(spec["path"], name=name, license=spec.get("license"))
