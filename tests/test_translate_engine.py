@@ -1,0 +1,168 @@
+"""The translation engine on the tiny model: faithful to HF, order-preserving, deduplicated, cached."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+import torch
+from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+from polyqa.languages import UnknownLanguageError
+from polyqa.translate.cache import TranslationCache
+from polyqa.translate.engine import DecodingSettings, TranslationEngine, TranslationStats
+from polyqa.translate.sample_text import sample_lines
+
+GREEDY_20 = DecodingSettings(beam_size=1, max_length_ratio=0.0, max_length_extra=20)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    with TranslationEngine(tiny_model.ct2_dir, decoding=GREEDY_20) as eng:
+        yield eng
+
+
+def test_greedy_text_equals_hf_generate(engine, tiny_model):
+    texts = sample_lines()[:20]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model.hf_dir)
+    model = M2M100ForConditionalGeneration.from_pretrained(tiny_model.hf_dir).eval()
+    tokenizer.src_lang = "eng_Latn"
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        generated = model.generate(
+            **batch,
+            forced_bos_token_id=tokenizer.convert_tokens_to_ids("fra_Latn"),
+            num_beams=1,
+            do_sample=False,
+            max_new_tokens=21,  # HF counts the forced language token among the new tokens
+        )
+    expected = [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    assert engine.translate(texts, "en", "fr") == expected
+    assert len(set(expected)) > 10  # the comparison is not between identical babble
+
+
+def test_order_restored_after_length_sorting(tiny_model):
+    lines = sample_lines()
+    shuffled = random.Random(7).sample(lines, len(lines))
+    # A small budget forces many batches, so sorting by length reorders a lot.
+    settings = dataclasses.replace(GREEDY_20, max_batch_tokens=96)
+    with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as small_batches:
+        together = small_batches.translate(shuffled, "eng_Latn", "deu_Latn")
+        one_by_one = [small_batches.translate([s], "eng_Latn", "deu_Latn")[0] for s in shuffled]
+    assert together == one_by_one
+    assert len(set(together)) > len(lines) // 2
+
+
+def test_translate_many_dedups_and_normalises(engine):
+    before = dataclasses.replace(engine.stats)
+    segments = ["The river flows.", "", "The river flows.", "   ", "Who wrote the novel?"]
+    out = engine.translate_many(segments, "en", ["de", "zh-Hant", "deu"])
+    assert list(out) == ["deu_Latn", "zho_Hant"]
+    for translations in out.values():
+        assert len(translations) == len(segments)
+        assert translations[1] == "" and translations[3] == ""
+        assert translations[0] == translations[2] != ""
+    delta = {k: v - getattr(before, k) for k, v in engine.stats.as_dict().items()}
+    assert delta["segments_requested"] == 10
+    assert delta["unique_segments"] == 4
+    assert delta["translated"] == 4  # no persistent cache: every unique pair once
+    assert delta["target_tokens"] > 0 and delta["source_tokens"] > 0
+
+
+def test_empty_input_never_calls_the_model(engine):
+    translated = engine.stats.translated
+    assert engine.translate(["", " ", "\n"], "en", "de") == ["", "", ""]
+    assert engine.translate([], "en", "de") == []
+    assert engine.stats.translated == translated
+
+
+def test_same_language_is_identity_and_bad_codes_fail(engine):
+    assert engine.translate(["Hello there."], "en", "eng_Latn") == ["Hello there."]
+    with pytest.raises(UnknownLanguageError):
+        engine.translate(["Hello."], "en", "klingon")
+
+
+def test_second_run_translates_nothing(tiny_model, tmp_path):
+    lines = sample_lines()[:12]
+    cache_path = tmp_path / "cache.sqlite"
+    with TranslationEngine(tiny_model.ct2_dir, decoding=GREEDY_20, cache=cache_path) as first:
+        first_out = first.translate_many(lines, "en", ["de", "fr"])
+        assert first.stats.translated == 24 and first.stats.cache_hits == 0
+    with TranslationEngine(tiny_model.ct2_dir, decoding=GREEDY_20, cache=cache_path) as second:
+        second_out = second.translate_many(lines + lines[:3], "en", ["de", "fr"])
+        assert second.stats.translated == 0
+        assert second.stats.cache_hits == 24
+        assert second_out["deu_Latn"][:12] == first_out["deu_Latn"]
+        assert second_out["fra_Latn"][12:] == first_out["fra_Latn"][:3]
+        # a new target shares nothing with the cached pairs
+        second.translate(lines, "en", "es")
+        assert second.stats.translated == 12
+    # different decoding settings are a different cache key
+    with TranslationEngine(
+        tiny_model.ct2_dir, decoding=dataclasses.replace(GREEDY_20, max_length_extra=5), cache=cache_path
+    ) as other:
+        shorter = other.translate(lines, "en", "de")
+        assert other.stats.cache_hits == 0 and other.stats.translated == 12
+        assert shorter != first_out["deu_Latn"]
+    assert len(TranslationCache(cache_path)) == 48
+
+
+def test_output_length_limits(tiny_model):
+    settings = DecodingSettings(beam_size=2, max_length_ratio=0.0, max_length_extra=3)
+    with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as eng:
+        eng.translate(sample_lines()[:8], "en", "de")
+        assert eng.stats.target_tokens <= 8 * 3
+    forced = DecodingSettings(beam_size=1, max_length_ratio=0.0, max_length_extra=7, min_output_tokens=7)
+    with TranslationEngine(tiny_model.ct2_dir, decoding=forced) as eng:
+        eng.translate(sample_lines()[:8], "en", "de")
+        assert eng.stats.target_tokens == 8 * 7
+
+
+def test_beam_and_penalties_change_outputs(tiny_model):
+    lines = sample_lines()[:6]
+    plain = DecodingSettings(beam_size=4, max_length_extra=8)
+    with TranslationEngine(tiny_model.ct2_dir, decoding=plain, inter_threads=1, intra_threads=2) as eng:
+        baseline = eng.translate(lines, "en", "de")
+        assert eng.inter_threads == 1 and eng.intra_threads == 2
+    penalised = dataclasses.replace(plain, no_repeat_ngram_size=2, repetition_penalty=1.3)
+    with TranslationEngine(tiny_model.ct2_dir, decoding=penalised) as eng:
+        constrained = eng.translate(lines, "en", "de")
+    assert all(constrained) and constrained != baseline
+    # random weights babble in repeats (e.g. one character over and over): the penalties break them up
+    assert sum(len(set(t)) for t in constrained) > sum(len(set(t)) for t in baseline)
+
+
+def test_count_tokens(engine):
+    counts = engine.count_tokens(["", "Dr. Smith moved.", "The river flows through the city."])
+    assert counts[0] == 0
+    assert counts[1] == len(engine.tokenizer("Dr. Smith moved.").input_ids)
+    assert counts[2] > counts[1]
+
+
+def test_translate_passages_keeps_sentence_structure(engine):
+    passages = ["Dr. Smith moved to the U.S. in 1998.  He stayed.\n\nThe end.", "", "One sentence only."]
+    out = engine.translate_passages(passages, "en", ["de", "zh"])
+    german, chinese = out["deu_Latn"], out["zho_Hans"]
+    assert len(german[0].sentences) == 3 and german[1].text == "" and len(german[2].sentences) == 1
+    for translated in (german[0], chinese[0]):
+        for sentence, start in zip(translated.sentences, translated.starts):
+            assert translated.text[start : start + len(sentence)] == sentence
+    assert "\n\n" in german[0].text
+    direct = engine.translate(["Dr. Smith moved to the U.S. in 1998.", "He stayed.", "The end."], "en", "de")
+    assert german[0].sentences == direct
+
+
+def test_stats_merge_and_model_info(engine):
+    total = TranslationStats().add(engine.stats).add(engine.stats)
+    assert total.translated == 2 * engine.stats.translated
+    json.dumps(total.as_dict())
+    info = engine.model_info
+    assert info["fingerprint"] == engine.model_fingerprint and info["quantization"] == "float32"
+    assert info["inter_threads"] >= 1 and info["decoding"]["beam_size"] == 1
+    assert GREEDY_20.fingerprint() == DecodingSettings(beam_size=1, max_length_ratio=0.0, max_length_extra=20).fingerprint()
+    assert GREEDY_20.fingerprint() == dataclasses.replace(GREEDY_20, max_batch_tokens=7).fingerprint()
+    assert GREEDY_20.fingerprint() != dataclasses.replace(GREEDY_20, beam_size=2).fingerprint()
+    with pytest.raises(ValueError):
+        DecodingSettings(beam_size=0)
