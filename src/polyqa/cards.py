@@ -1,0 +1,214 @@
+"""Data cards: Hugging Face style YAML front matter and a body generated from ``manifest.json``.
+
+The body follows ``polyqa/data/card_template.md`` (``{placeholders}`` filled by
+:func:`render_card`). Cards go to ``data_cards/<corpus-name>.md`` and a copy to
+``<corpus>/README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from polyqa import languages as L
+from polyqa.corpus.manifest import Manifest
+from polyqa.corpus.schema import PROJECTION_KINDS
+from polyqa.corpus.writer import atomic_write_bytes
+
+# Hugging Face license identifiers for the licenses polyqa knows.
+HF_LICENSES = {
+    "cc0-1.0": "cc0-1.0", "cc-by-4.0": "cc-by-4.0", "cc-by-sa-4.0": "cc-by-sa-4.0",
+    "cc-by-sa-3.0": "cc-by-sa-3.0", "cc-by-nc-4.0": "cc-by-nc-4.0", "apache-2.0": "apache-2.0",
+    "mit": "mit",
+}
+
+
+def _hf_license(text: str | None) -> str | None:
+    if not text:
+        return None
+    key = text.split()[0].strip().lower()
+    return HF_LICENSES.get(key, "other")
+
+
+def size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def front_matter(manifest: Manifest) -> dict[str, Any]:
+    langs = manifest["languages"]
+    iso = [L.iso639_1(code) or code for code in langs]
+    licenses = []
+    for source in manifest.get("sources", []):
+        lic = _hf_license(source.get("license"))
+        if lic and lic not in licenses:
+            licenses.append(lic)
+    mt = manifest.get("mt_model") or {}
+    mt_license = _hf_license(mt.get("license")) if mt.get("model") else None
+    if mt_license and mt_license not in licenses and manifest_translates(manifest):
+        licenses.append(mt_license)
+    total_rows = sum(e["rows"] for e in manifest.shards)
+    return {
+        "language": list(dict.fromkeys(iso)),
+        "language_details": ", ".join(langs),
+        "license": licenses or ["other"],
+        "multilinguality": ["multilingual", "translation"] if manifest_translates(manifest) else ["multilingual"],
+        "size_categories": [size_category(total_rows)],
+        "source_datasets": [s["name"] for s in manifest.get("sources", [])],
+        "task_categories": ["question-answering", "text-retrieval"],
+        "pretty_name": manifest.get("name"),
+        "tags": ["polyqa", "parallel-corpus", "machine-translated"] if manifest_translates(manifest)
+        else ["polyqa", "parallel-corpus"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": f"lang=*/*.{_ext(manifest)}"}]}],
+    }
+
+
+def manifest_translates(manifest: Manifest) -> bool:
+    return any(e.get("stats", {}).get("translated") for e in manifest.shards)
+
+
+def _ext(manifest: Manifest) -> str:
+    return "parquet" if manifest.get("format") == "parquet" else "arrow"
+
+
+def language_table(manifest: Manifest) -> str:
+    stats: Mapping[str, Any] = manifest.get("statistics") or {}
+    head = ("| language | NLLB code | rows | translated | quality pass | "
+            + " | ".join(f"answer {k}" for k in PROJECTION_KINDS) + " | mean passage chars |")
+    lines = [head, "|" + "---|" * (6 + len(PROJECTION_KINDS))]
+    for code in manifest["languages"]:
+        s = stats.get(code, {})
+        rows = s.get("rows", 0)
+        projection = s.get("projection", {})
+        cells = [L.name(code), f"`{code}`", str(rows), str(s.get("translated", 0)),
+                 _pct(s.get("quality_pass", 0), rows)]
+        cells += [_pct(projection.get(kind, 0), rows) for kind in PROJECTION_KINDS]
+        cells.append(f"{s.get('passage_chars', 0) / rows:.0f}" if rows else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def flags_table(manifest: Manifest) -> str:
+    stats: Mapping[str, Any] = manifest.get("statistics") or {}
+    flags = sorted({f for s in stats.values() for f in s.get("quality_flags", {})})
+    if not flags:
+        return "No quality check failed."
+    lines = ["| language | " + " | ".join(flags) + " |", "|" + "---|" * (len(flags) + 1)]
+    for code in manifest["languages"]:
+        s = stats.get(code, {})
+        rows = s.get("rows", 0)
+        lines.append(f"| `{code}` | " + " | ".join(_pct(s.get("quality_flags", {}).get(f, 0), rows) for f in flags) + " |")
+    return "\n".join(lines)
+
+
+def sources_table(manifest: Manifest) -> str:
+    lines = ["| source | kind | license | read | kept | quarantined | duplicates | excluded (leakage) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in manifest.get("sources", []):
+        lines.append(f"| {s['name']} | {s['kind']} | {s.get('license') or 'unknown'} | {s.get('read', 0)} | "
+                     f"{s.get('kept', 0)} | {s.get('quarantined', 0)} | {s.get('duplicates', 0)} | "
+                     f"{s.get('leakage_excluded', 0)} |")
+    return "\n".join(lines)
+
+
+def quarantine_section(manifest: Manifest) -> str:
+    q = manifest.get("quarantine") or {}
+    rows = q.get("rows", 0)
+    if not rows:
+        return "No rows were quarantined."
+    lines = [f"{rows} source rows could not be used and are kept with their reason in `quarantine.arrow`:", "",
+             "| reason | rows |", "|---|---|"]
+    for reason, count in sorted((q.get("reasons") or {}).items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {reason} | {count} |")
+    return "\n".join(lines)
+
+
+def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
+    pattern = f"{corpus_dir.resolve()}/lang=*/*.{_ext(manifest)}"
+    builder = "parquet" if manifest.get("format") == "parquet" else "arrow"
+    first = manifest["languages"][1] if len(manifest["languages"]) > 1 else manifest["languages"][0]
+    return (
+        "```python\n"
+        "from datasets import load_dataset\n\n"
+        f'corpus = load_dataset("{builder}", data_files={{"train": "{pattern}"}}, split="train", streaming=True)\n'
+        f'german = corpus.filter(lambda row: row["lang"] == "{first}")\n'
+        "print(next(iter(german)))\n\n"
+        "# or with pyarrow only\n"
+        "import glob\n"
+        "import pyarrow.dataset as ds\n\n"
+        f'table = ds.dataset(sorted(glob.glob("{pattern}")), format="{builder}").to_table()\n'
+        "```"
+    )
+
+
+def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
+    corpus_dir = Path(corpus_dir)
+    template = resources.files("polyqa.data").joinpath("card_template.md").read_text("utf-8")
+    mt = manifest.get("mt_model") or {}
+    translation = manifest.get("translation") or {}
+    filters = manifest.get("filters") or {}
+    code = manifest.get("code_version") or {}
+    source_licenses = ", ".join(sorted({s.get("license") or "unknown" for s in manifest.get("sources", [])}))
+    translated = manifest_translates(manifest)
+    total_rows = sum(e["rows"] for e in manifest.shards)
+    values = {
+        "front_matter": yaml.safe_dump(front_matter(manifest), sort_keys=False, allow_unicode=True).strip(),
+        "name": manifest.get("name"),
+        "records": manifest.get("records"),
+        "n_languages": len(manifest["languages"]),
+        "total_rows": total_rows,
+        "n_shards": manifest.get("n_shards"),
+        "format": manifest.get("format"),
+        "shard_rows": manifest.get("shard_rows"),
+        "language_table": language_table(manifest),
+        "flags_table": flags_table(manifest),
+        "thresholds": ", ".join(f"{k}={v}" for k, v in (manifest.get("config", {}).get("quality") or {}).items())
+        or "defaults",
+        "sources_table": sources_table(manifest),
+        "quarantine": quarantine_section(manifest),
+        "leakage_excluded": filters.get("leakage_excluded", 0),
+        "leakage_files": ", ".join(filters.get("leakage_guard_files") or []) or "none configured",
+        "duplicates": filters.get("duplicates", 0),
+        "mt_model": mt.get("model") if translated else "none (no row is machine translated)",
+        "mt_revision": (mt.get("model_info") or {}).get("revision") or mt.get("revision") or "-",
+        "mt_license": mt.get("license") if translated else "-",
+        "quantization": mt.get("quantization"),
+        "decoding": ", ".join(f"{k}={v}" for k, v in (mt.get("decoding") or {}).items()) or "-",
+        "segments": translation.get("segments_requested", 0),
+        "unique_segments": translation.get("unique_segments", 0),
+        "cache_hits": translation.get("cache_hits", 0),
+        "source_tokens": translation.get("source_tokens", 0),
+        "target_tokens": translation.get("target_tokens", 0),
+        "translation_seconds": translation.get("seconds", 0),
+        "build_seconds": manifest.get("build_seconds"),
+        "code_version": f"polyqa {code.get('polyqa')}" + (f", git {code['git_commit'][:12]}" if code.get("git_commit") else "")
+        + (" (uncommitted changes)" if code.get("git_dirty") else ""),
+        "source_licenses": source_licenses,
+        "license_note": (f"Machine-translated rows are outputs of {mt.get('model')}, licensed {mt.get('license')}; "
+                         "where that license is non-commercial (NLLB-200 is CC-BY-NC-4.0) the corpus may only be "
+                         "used non-commercially." if translated else "No row is machine translated."),
+        "snippet": loading_snippet(manifest, corpus_dir),
+    }
+    return template.format_map(values)
+
+
+def write_cards(corpus_dir: str | Path, manifest: Manifest, cards_dir: str | Path | None) -> list[Path]:
+    """Write ``<corpus>/README.md`` and, if ``cards_dir`` is set, ``<cards_dir>/<name>.md``."""
+    text = render_card(manifest, corpus_dir).encode("utf-8")
+    paths = [Path(corpus_dir) / "README.md"]
+    if cards_dir:
+        paths.append(Path(cards_dir) / f"{manifest.get('name')}.md")
+    for path in paths:
+        atomic_write_bytes(path, text)
+    return paths

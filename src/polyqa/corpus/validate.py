@@ -1,0 +1,161 @@
+"""``polyqa validate``: check a corpus against its manifest and the corpus contract.
+
+Checks: the manifest (present, complete), every (language, shard) listed and on
+disk with its sha256 and row count, no stray shard files, the exact
+CORPUS_SCHEMA, alignment (shard k of every language has the English qa_ids in
+the same order), row invariants (lang column, answer offsets, sentence offsets,
+projection kinds) and counts (rows per language, quarantine rows, filter sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.ipc as ipc
+
+from polyqa.corpus.manifest import MANIFEST_FILE, Manifest
+from polyqa.corpus.reader import SHARD_RE
+from polyqa.corpus.schema import CORPUS_SCHEMA, PROJECTION_KINDS, PROJECTION_NONE
+from polyqa.corpus.writer import QUARANTINE_FILE, ids_digest, read_quarantine, sha256_file
+
+MAX_ROW_ERRORS = 20  # per shard, so a broken corpus gives a readable report
+
+
+@dataclass
+class ValidationReport:
+    corpus_dir: Path
+    errors: list[str] = field(default_factory=list)
+    checked_shards: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def text(self) -> str:
+        head = f"{self.corpus_dir}: " + ("OK" if self.ok else f"{len(self.errors)} problem(s)")
+        lines = [head, f"  shards checked: {self.checked_shards}"]
+        lines += [f"  rows {lang}: {n}" for lang, n in sorted(self.rows.items())]
+        lines += [f"  ERROR {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def _read_table(path: Path) -> pa.Table:
+    if path.suffix == ".parquet":
+        return ds.dataset(str(path), format="parquet").to_table()
+    with pa.memory_map(str(path)) as source:
+        return ipc.open_file(source).read_all()
+
+
+def check_rows(table: pa.Table, lang: str, where: str) -> list[str]:
+    """Row invariants of one shard; at most MAX_ROW_ERRORS messages."""
+    errors: list[str] = []
+    for name in CORPUS_SCHEMA.names:
+        if not CORPUS_SCHEMA.field(name).nullable and table.column(name).null_count:
+            errors.append(f"{where}: column {name!r} has {table.column(name).null_count} nulls")
+    for i, row in enumerate(table.to_pylist()):
+        if len(errors) >= MAX_ROW_ERRORS:
+            errors.append(f"{where}: more errors not shown")
+            break
+        at = f"{where} row {i} (qa_id {row['qa_id']})"
+        if row["lang"] != lang:
+            errors.append(f"{at}: field 'lang' is {row['lang']!r}, expected {lang!r}")
+        if row["answer_projection"] not in PROJECTION_KINDS:
+            errors.append(f"{at}: field 'answer_projection' is {row['answer_projection']!r}")
+        start, passage = row["answer_start"], row["passage"]
+        if (start is None) != (row["answer_projection"] == PROJECTION_NONE):
+            errors.append(f"{at}: field 'answer_start' is {start!r} with projection {row['answer_projection']!r}")
+        if start is not None and passage[start:start + len(row["answer_text"] or "")] != row["answer_text"]:
+            errors.append(f"{at}: field 'answer_text' {row['answer_text']!r} is not at answer_start {start}")
+        sentences, starts = row["sentences"], row["sentence_starts"]
+        if len(sentences) != len(starts):
+            errors.append(f"{at}: fields 'sentences' and 'sentence_starts' differ in length")
+        elif any(passage[s:s + len(t)] != t for s, t in zip(starts, sentences)):
+            errors.append(f"{at}: field 'sentence_starts' does not locate the sentences in the passage")
+        if row["quality_pass"] == bool(row["quality_flags"]):
+            errors.append(f"{at}: field 'quality_pass' contradicts quality_flags {row['quality_flags']}")
+    return errors
+
+
+def validate_corpus(corpus_dir: str | Path) -> ValidationReport:
+    root = Path(corpus_dir)
+    report = ValidationReport(root)
+    errors = report.errors
+    if not (root / MANIFEST_FILE).exists():
+        errors.append(f"{root / MANIFEST_FILE}: missing; not a polyqa corpus or the build never started")
+        return report
+    try:
+        manifest = Manifest.load(root)
+    except ValueError as exc:
+        errors.append(str(exc))
+        return report
+    assert manifest is not None
+    for key in ("languages", "n_shards", "shards", "records"):
+        if key not in manifest.data:
+            errors.append(f"{root / MANIFEST_FILE}: field {key!r} missing")
+    if errors:
+        return report
+    if not manifest.get("complete"):
+        errors.append(f"{root / MANIFEST_FILE}: build not complete (rerun the same build command to resume)")
+    languages, n_shards = manifest["languages"], manifest["n_shards"]
+    listed = {(e["lang"], e["index"]): e for e in manifest.shards}
+    expected_files = set()
+    english_ids: dict[int, list[str]] = {}
+    for lang in languages:
+        rows = 0
+        for k in range(n_shards):
+            entry = listed.get((lang, k))
+            if entry is None:
+                errors.append(f"shard {k} of {lang}: not in the manifest")
+                continue
+            path = root / entry["path"]
+            expected_files.add(path.resolve())
+            where = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            if not path.exists():
+                errors.append(f"{where}: file missing")
+                continue
+            report.checked_shards += 1
+            if sha256_file(path) != entry["sha256"]:
+                errors.append(f"{where}: sha256 does not match the manifest (file changed or corrupt)")
+                continue
+            try:
+                table = _read_table(path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                errors.append(f"{where}: unreadable: {exc}")
+                continue
+            if not table.schema.equals(CORPUS_SCHEMA, check_metadata=False):
+                errors.append(f"{where}: schema differs from CORPUS_SCHEMA: {table.schema}")
+                continue
+            if table.num_rows != entry["rows"]:
+                errors.append(f"{where}: {table.num_rows} rows, manifest says {entry['rows']}")
+            rows += table.num_rows
+            ids = table.column("qa_id").to_pylist()
+            if ids_digest(ids) != entry.get("qa_ids_sha256"):
+                errors.append(f"{where}: qa_id digest differs from the manifest")
+            if k not in english_ids:
+                english_ids[k] = ids
+            elif ids != english_ids[k]:
+                errors.append(f"{where}: not aligned with shard {k} of {languages[0]} (qa_ids differ)")
+            errors.extend(check_rows(table, lang, where))
+        report.rows[lang] = rows
+        if rows != manifest["records"]:
+            errors.append(f"language {lang}: {rows} rows, manifest says {manifest['records']} records")
+    for extra in sorted((e for e in listed if e[0] not in languages or e[1] >= n_shards)):
+        errors.append(f"manifest lists shard {extra[1]} of {extra[0]}, outside languages/shard count")
+    for path in root.glob("lang=*/*"):
+        if SHARD_RE.match(path.name) and path.resolve() not in expected_files:
+            errors.append(f"{path.relative_to(root)}: shard file not in the manifest")
+    quarantine = manifest.get("quarantine") or {}
+    q_rows = read_quarantine(root).num_rows if (root / QUARANTINE_FILE).exists() else 0
+    if q_rows != quarantine.get("rows", 0):
+        errors.append(f"{QUARANTINE_FILE}: {q_rows} rows, manifest says {quarantine.get('rows', 0)}")
+    filters = manifest.get("filters") or {}
+    if filters and filters.get("kept") != manifest["records"]:
+        errors.append(f"manifest filters: kept {filters.get('kept')} != records {manifest['records']}")
+    if filters and filters.get("read") != filters.get("kept", 0) + filters.get("quarantined", 0) + filters.get(
+            "leakage_excluded", 0):
+        errors.append("manifest filters: read != kept + quarantined + leakage_excluded")
+    return report
