@@ -152,6 +152,16 @@ def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
     )
 
 
+def license_note(mt: Mapping[str, Any], translated: bool) -> str:
+    if not translated:
+        return "No row is machine translated."
+    note = f"Machine-translated rows are outputs of {mt.get('model')}, licensed {mt.get('license')}."
+    if "NC" in str(mt.get("license")).upper():
+        note += (" That license is non-commercial (NLLB-200 is CC-BY-NC-4.0), so the translated rows, "
+                 "and the corpus as a whole, may only be used non-commercially.")
+    return note
+
+
 def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
     corpus_dir = Path(corpus_dir)
     template = resources.files("polyqa.data").joinpath("card_template.md").read_text("utf-8")
@@ -183,7 +193,7 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "mt_model": mt.get("model") if translated else "none (no row is machine translated)",
         "mt_revision": (mt.get("model_info") or {}).get("revision") or mt.get("revision") or "-",
         "mt_license": mt.get("license") if translated else "-",
-        "quantization": mt.get("quantization"),
+        "quantization": (mt.get("model_info") or {}).get("quantization") or mt.get("quantization"),
         "decoding": ", ".join(f"{k}={v}" for k, v in (mt.get("decoding") or {}).items()) or "-",
         "segments": translation.get("segments_requested", 0),
         "unique_segments": translation.get("unique_segments", 0),
@@ -195,9 +205,7 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "code_version": f"polyqa {code.get('polyqa')}" + (f", git {code['git_commit'][:12]}" if code.get("git_commit") else "")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "source_licenses": source_licenses,
-        "license_note": (f"Machine-translated rows are outputs of {mt.get('model')}, licensed {mt.get('license')}; "
-                         "where that license is non-commercial (NLLB-200 is CC-BY-NC-4.0) the corpus may only be "
-                         "used non-commercially." if translated else "No row is machine translated."),
+        "license_note": license_note(mt, translated),
         "snippet": loading_snippet(manifest, corpus_dir),
     }
     return template.format_map(values)

@@ -198,7 +198,7 @@ def score_text(
     expected = _langid_key(target)
     if expected is not None:  # languages py3langid cannot identify get a null score, no flag
         label, detected, probability = identify(passage)
-        scores.langid = detected or label
+        scores.langid = detected  # None when py3langid's label is not an NLLB language
         scores.langid_score = probability
         if label != expected:
             scores.flags.append("langid_mismatch")
