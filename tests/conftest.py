@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 XQUAD_R_DIR = REPO_ROOT.parent / "shared" / "data" / "xquad-r"
 
 pytest_plugins = ["fixtures_translate"]
+# Small corpora in the corpus contract (built from XQuAD-R) for training tests.
+pytest_plugins = [*pytest_plugins, "corpus_fixtures"]
 
 
 @pytest.fixture(scope="session")
