@@ -469,13 +469,12 @@ def shard_statistics(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def build_language_shard(corpus_dir: str | Path, config: BuildConfig, index: int, lang: str, n_shards: int,
-                         engine: Any | None = None) -> dict[str, Any]:
-    """Build and write shard ``index`` of ``lang``; returns its manifest entry (not yet recorded)."""
+def language_shard_rows(corpus_dir: str | Path, config: BuildConfig, index: int, lang: str,
+                        engine: Any | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """The rows of shard ``index`` in ``lang`` (translated where needed) and facts for the manifest."""
     started = time.perf_counter()
     records = read_stage_shard(corpus_dir, index)
-    translation_stats: dict[str, Any] = {}
-    model = None
+    extras: dict[str, Any] = {"translation": {}}
     if lang == ENGLISH:
         rows = [original_row(r, lang) for r in records]
     else:
@@ -484,20 +483,29 @@ def build_language_shard(corpus_dir: str | Path, config: BuildConfig, index: int
         translation: dict[str, str] = {}
         if to_translate:
             engine = engine if engine is not None else get_engine(config)
-            translation, translation_stats = translate_segments(engine, unique_segments(to_translate), lang)
-            model = model_description(config, engine)
+            translation, extras["translation"] = translate_segments(engine, unique_segments(to_translate), lang)
+            extras["_model"] = model_description(config, engine)
         thresholds = config.thresholds()
         rows = [original_row(r, lang) if has else translated_row(r, lang, translation, thresholds)
                 for r, has in zip(records, imported)]
-    written = write_shard(corpus_dir, rows_table(rows), lang=lang, index=index, total=n_shards,
+    extras["stats"] = shard_statistics(rows)
+    extras["seconds"] = round(time.perf_counter() - started, 3)
+    return rows_table(rows), extras
+
+
+def write_language_shard(corpus_dir: str | Path, config: BuildConfig, index: int, lang: str, n_shards: int,
+                         table: pa.Table, extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the shard file atomically; returns its manifest entry (recorded by :func:`record_shard`)."""
+    written = write_shard(corpus_dir, table, lang=lang, index=index, total=n_shards,
                           fmt=config.format, compression=config.compression)
-    entry = written.as_dict()
-    entry["stats"] = shard_statistics(rows)
-    entry["translation"] = translation_stats
-    entry["seconds"] = round(time.perf_counter() - started, 3)
-    if model is not None:
-        entry["_model"] = model
-    return entry
+    return {**written.as_dict(), **extras}
+
+
+def build_language_shard(corpus_dir: str | Path, config: BuildConfig, index: int, lang: str, n_shards: int,
+                         engine: Any | None = None) -> dict[str, Any]:
+    """Build and write shard ``index`` of ``lang``; returns its manifest entry (not yet recorded)."""
+    table, extras = language_shard_rows(corpus_dir, config, index, lang, engine)
+    return write_language_shard(corpus_dir, config, index, lang, n_shards, table, extras)
 
 
 def rows_table(rows: list[Mapping[str, Any]]) -> pa.Table:
