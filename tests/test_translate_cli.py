@@ -1,0 +1,46 @@
+"""`polyqa translate` on the tiny model: input order, several targets, cache, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from polyqa.cli import main
+
+
+def test_translate_file_to_two_targets(tiny_model, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("The river flows.\n\nWho wrote the novel?\nThe river flows.\n", encoding="utf-8")
+    args = ["translate", "--model", str(tiny_model.ct2_dir), "--source", "en", "--target", "de,zh",
+            "--input", str(source), "--cache", str(tmp_path / "c.sqlite"), "--beam-size", "1", "--stats"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["deu_Latn"] * 4 + ["zho_Hans"] * 4
+    german = [line.split("\t", 1)[1] for line in lines[:4]]
+    assert german[1] == "" and german[0] == german[3] != german[2]
+    stats = json.loads(captured.err.strip().splitlines()[-1])["stats"]
+    assert stats["translated"] == 4 and stats["segments_requested"] == 8
+
+    assert main(args) == 0  # rerun: all from the cache, same output
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == lines
+    assert json.loads(captured.err.strip().splitlines()[-1])["stats"]["cache_hits"] == 4
+
+
+def test_translate_passages_from_stdin(tiny_model, tmp_path, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Dr. Smith came. He left.\n"))
+    assert main(["translate", "--model", str(tiny_model.ct2_dir), "--source", "en", "--target", "fr",
+                 "--passages", "--no-cache", "--beam-size", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("fra_Latn\t")
+
+
+def test_translate_reports_bad_arguments(tiny_model, tmp_path, capsys):
+    assert main(["translate", "--model", str(tmp_path / "nope"), "--source", "en", "--target", "de",
+                 "--no-cache", "--input", "/dev/null"]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert main(["translate", "--model", str(tiny_model.ct2_dir), "--source", "en", "--target", "xx-bad",
+                 "--no-cache", "--input", "/dev/null"]) == 2
+    assert "error:" in capsys.readouterr().err
