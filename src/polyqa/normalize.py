@@ -127,8 +127,12 @@ class LeakageGuard:
 class Normalizer:
     """Turns source items into QARecords; counts kept, quarantined, duplicate and excluded rows."""
 
-    def __init__(self, leakage: LeakageGuard | None = None, required_languages: Iterable[str] = ()):
+    def __init__(self, leakage: LeakageGuard | None = None, required_languages: Iterable[str] = (),
+                 dedup_questions: bool = True):
         self.leakage = leakage
+        # Same question on the same passage under another id counts as a duplicate unless disabled
+        # (evaluation sets such as XQuAD keep a few such pairs under distinct ids).
+        self.dedup_questions = dedup_questions
         # Languages every imported record must have when there is no MT to fill gaps.
         self.required_languages = list(required_languages)
         self.counts: Counter[str] = Counter()
@@ -177,7 +181,7 @@ class Normalizer:
         qa_id = stable_id(item.source, base)
         passage_key = text_key(english.passage)
         pair_key = stable_id(passage_key, text_key(english.question))
-        if qa_id in self._seen_ids or pair_key in self._seen_pairs:
+        if qa_id in self._seen_ids or (self.dedup_questions and pair_key in self._seen_pairs):
             return Quarantined(location, item.row, "id" if qa_id in self._seen_ids else "question",
                                "duplicate question (same id, or same question on the same passage)", item.raw)
         self._seen_ids.add(qa_id)

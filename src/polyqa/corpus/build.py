@@ -93,6 +93,7 @@ class BuildConfig:
     engine: dict[str, Any] = field(default_factory=dict)  # device, inter_threads, intra_threads
     quality: dict[str, Any] = field(default_factory=dict)
     exclude_passages_from: list[str] = field(default_factory=list)
+    dedup_questions: bool = True  # same question on the same passage under another id -> quarantine
     card_dir: str | None = "data_cards"
 
     # Keys that change where things are cached or shown, not what the corpus holds.
@@ -290,7 +291,8 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
     started = time.perf_counter()
     guard = LeakageGuard(config.exclude_passages_from) if config.exclude_passages_from else None
     # With no MT model every record must bring all languages itself (parallel imports).
-    normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else ())
+    normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else (),
+                            dedup_questions=config.dedup_questions)
     stage_tmp = work / f".{STAGE_FILE}.tmp-{os.getpid()}"
     sources = []
     buffer: list[dict[str, Any]] = []

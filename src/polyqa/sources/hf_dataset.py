@@ -62,8 +62,8 @@ def open_hf_dataset(spec: Mapping[str, Any]) -> Iterator[SourceItem]:
         features = getattr(dataset, "features", None) or getattr(dataset, "column_names", None)
         if features:
             present = set(features)
-            for key, column in columns.items():
-                if column and column.split(".")[0] not in present:
+            for key, column in columns.items():  # optional columns (id, title) may be absent
+                if key in REQUIRED and column and column.split(".")[0] not in present:
                     raise SourceError(location, f"column {column!r} (for {key}) not in dataset columns "
                                       f"{sorted(present)}", field=column)
         limit = spec.get("limit")

@@ -35,7 +35,12 @@ def load_squad_json(location: str | Path) -> dict[str, Any]:
     if location.startswith("package://"):
         location = str(package_path(location))
     try:
-        if "://" in location:
+        if location.startswith(("http://", "https://")):
+            import urllib.request
+
+            with urllib.request.urlopen(location, timeout=60) as response:
+                data = json.load(response)
+        elif "://" in location:  # other remote file systems (s3://, gs://, ...) through fsspec
             import fsspec
 
             with fsspec.open(location, "rt", encoding="utf-8") as f:
@@ -45,6 +50,8 @@ def load_squad_json(location: str | Path) -> dict[str, Any]:
                 data = json.load(f)
     except FileNotFoundError:
         raise SourceError(location, "file not found") from None
+    except OSError as exc:  # urllib errors (HTTP status, connection) are OSErrors
+        raise SourceError(location, f"cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SourceError(location, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list):
