@@ -1,0 +1,44 @@
+"""`polyqa study`: the language-scaling study (train and evaluate a grid of cells)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "study",
+        help="Language-scaling study: zero-shot retrieval against the number of training languages.",
+        description=__doc__,
+    )
+    p.add_argument("--config", required=True, help="study YAML (see configs/cpu-scaling.yaml)")
+    p.add_argument("--results-dir", default=None, help="override the config's results_dir")
+    p.add_argument("--work-dir", default=None, help="override the config's work_dir")
+    p.add_argument("--only", default=None,
+                   help="comma-separated cell labels to run now (finished cells are always reused)")
+    p.add_argument("--plan", action="store_true", help="print the grid's cells and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from polyqa.study import StudyConfig, plan_cells, run_study
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = StudyConfig.from_yaml(args.config, results_dir=args.results_dir, work_dir=args.work_dir)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    if args.plan:
+        cells, skipped = plan_cells(config)
+        for cell in cells:
+            print(cell.label, ",".join(cell.languages))
+        for s in skipped:
+            print(f"skipped n={s['n_languages']} {s['strategy']} cap={s['cap']}: {s['why']}")
+        return 0
+    only = [c for c in args.only.split(",") if c] if args.only else None
+    rows = run_study(config, progress=print, only_cells=only)
+    print(f"{len(rows)} cells; results in {config.results_dir}")
+    return 0

@@ -1,0 +1,433 @@
+"""The language-scaling study: how does zero-shot retrieval change as training
+batches span more languages, and what does each step cost?
+
+A study is a grid of cells: (number of training languages, batch strategy,
+languages-per-batch cap, seed). Every cell trains the same base model for the
+same number of steps (so cells are comparable) on the first N languages of a
+configured order, then evaluates zero-shot on the configured benchmarks,
+keeping languages seen in training apart from unseen ones. Each cell is cached
+under the hash of everything that determines its result: a rerun skips
+finished cells, so a study can be continued over several runs.
+
+Outputs in ``results_dir``: ``cells.parquet`` and ``cells.csv`` (one row per
+cell), PNG plots, and ``REPORT.md`` stating the findings with their numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from polyqa import languages as L
+
+log = logging.getLogger(__name__)
+
+ENGLISH = "eng_Latn"
+STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid")
+SETTINGS = ("monolingual", "cross-lingual", "multilingual")
+CELL_FILE = "cell.json"
+
+
+@dataclass
+class StudyConfig:
+    """A study grid; a YAML config maps onto these fields one to one."""
+
+    name: str
+    results_dir: str  # table, plots and report (small; meant to be committed)
+    work_dir: str  # corpus, trained models, per-cell records (large; not committed)
+    # The training corpus: an existing polyqa corpus folder, or a build config
+    # (mapping) that polyqa.corpus.build turns into one in work_dir/corpus.
+    corpus: str | dict[str, Any] = ""
+    # Article-level held-out split of a LAReQA-format set (XQuAD-R): the corpus
+    # build keeps only training articles and evaluation only held-out ones.
+    split: dict[str, Any] | None = None  # {data_dir, heldout_fraction, seed}
+    base_model: str = "minilm"
+    language_order: list[str] = field(default_factory=list)  # first N are trained on
+    unseen: list[str] = field(default_factory=list)  # never trained on; must not be in the order
+    language_counts: list[int] = field(default_factory=lambda: [1, 2, 4])
+    strategies: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
+    languages_per_batch: list[int | None] = field(default_factory=lambda: [None])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    # Extra seeds for selected cells: [{n_languages: 4, strategy: hybrid, seeds: [1, 2]}]
+    seed_cells: list[dict[str, Any]] = field(default_factory=list)
+    include_zero_shot: bool = True  # evaluate the untrained base model as a reference row
+    train: dict[str, Any] = field(default_factory=dict)  # polyqa.train.TrainConfig settings
+    evaluate: list[dict[str, Any]] = field(default_factory=list)  # [{benchmark, data_dir, ...}]
+    # Translation cost of an imported corpus is estimated from its English text:
+    # NLLB tokens ~ words * tokens_per_word, seconds = tokens / tokens_per_second.
+    translation_estimate: dict[str, float] = field(
+        default_factory=lambda: {"tokens_per_word": 1.35, "tokens_per_second": 150.0}
+    )
+
+    def __post_init__(self) -> None:
+        self.language_order = L.normalize_many(self.language_order)
+        self.unseen = L.normalize_many(self.unseen)
+        overlap = sorted(set(self.language_order) & set(self.unseen))
+        if overlap:
+            raise ValueError(f"study {self.name}: languages both trained on and unseen: {overlap}")
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad:
+            raise ValueError(f"study {self.name}: unknown strategies {bad}; known: {list(STRATEGIES)}")
+        too_many = [n for n in self.language_counts if n < 1 or n > len(self.language_order)]
+        if too_many:
+            raise ValueError(
+                f"study {self.name}: language counts {too_many} outside 1..{len(self.language_order)}"
+            )
+        if not self.evaluate:
+            raise ValueError(f"study {self.name}: no benchmarks under 'evaluate'")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> StudyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ValueError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a study config must be a mapping")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data, source=str(path))
+
+
+@dataclass(frozen=True)
+class Cell:
+    n_languages: int  # 0: the untrained base model
+    strategy: str  # x-x-mono | x-x | x-y | hybrid | zero-shot
+    languages_per_batch: int | None
+    seed: int
+    languages: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        cap = "all" if self.languages_per_batch is None else str(self.languages_per_batch)
+        return f"n{self.n_languages}-{self.strategy}-cap{cap}-seed{self.seed}"
+
+
+def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
+    """The grid's cells, plus the combinations left out and why (never silently)."""
+    cells: list[Cell] = []
+    skipped: list[dict[str, Any]] = []
+    if config.include_zero_shot:
+        cells.append(Cell(0, "zero-shot", None, 0, ()))
+    extra = {
+        (int(c["n_languages"]), str(c["strategy"])): [int(s) for s in c.get("seeds", [])]
+        for c in config.seed_cells
+    }
+    for n in config.language_counts:
+        langs = tuple(config.language_order[:n])
+        for strategy in config.strategies:
+            for cap in config.languages_per_batch:
+                why = None
+                if strategy == "x-y" and n < 2:
+                    why = "x-y needs at least two languages"
+                elif cap is not None and cap > n:
+                    why = f"languages_per_batch {cap} > {n} training languages"
+                elif strategy == "x-x-mono" and cap not in (None, 1):
+                    why = "x-x-mono batches hold one language; a cap changes nothing"
+                if why:
+                    skipped.append({"n_languages": n, "strategy": strategy, "cap": cap, "why": why})
+                    continue
+                seeds = list(dict.fromkeys(list(config.seeds) + extra.get((n, strategy), [])))
+                cells.extend(Cell(n, strategy, cap, s, langs) for s in seeds)
+    return cells, skipped
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cell_key(config: StudyConfig, cell: Cell, corpus_fingerprint: str) -> str:
+    """Hash of everything that determines a cell's result."""
+    return _hash(
+        {
+            "cell": asdict(cell),
+            "base_model": config.base_model,
+            "train": config.train if cell.n_languages else None,
+            "evaluate": config.evaluate,
+            "split": config.split,
+            "unseen": config.unseen,
+            "corpus": corpus_fingerprint if cell.n_languages else None,
+        }
+    )
+
+
+# ------------------------------------------------------------------ corpus and split
+
+
+def article_split(data_dir: str | Path, heldout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training titles, held-out titles) of a LAReQA-format set, from its English file."""
+    path = Path(data_dir) / "en.json"
+    try:
+        articles = json.loads(path.read_text("utf-8"))["data"]
+        titles = sorted({a["title"] for a in articles})
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read article titles for the split: {exc}") from None
+    rng = random.Random(seed)
+    shuffled = titles[:]
+    rng.shuffle(shuffled)
+    n_heldout = max(1, round(len(titles) * heldout_fraction))
+    heldout = sorted(shuffled[:n_heldout])
+    train = sorted(shuffled[n_heldout:])
+    return train, heldout
+
+
+def prepare_corpus(config: StudyConfig, train_titles: list[str] | None) -> tuple[Path, dict[str, Any]]:
+    """The training corpus folder and its manifest (building it once when configured)."""
+    if isinstance(config.corpus, str):
+        corpus_dir = Path(config.corpus).expanduser()
+    else:
+        from polyqa.corpus.build import build_corpus
+
+        corpus_dir = Path(config.work_dir) / "corpus"
+        build = json.loads(json.dumps(config.corpus))  # deep copy
+        if train_titles is not None:
+            for source in build.get("sources", []):
+                if isinstance(source, dict) and source.get("kind") == "parallel":
+                    source["titles"] = train_titles
+        build.setdefault("card_dir", None)
+        build_corpus(build, corpus_dir)
+    manifest_path = corpus_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{corpus_dir}: no manifest.json; is this a polyqa corpus?")
+    return corpus_dir, json.loads(manifest_path.read_text("utf-8"))
+
+
+def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Mapping[str, Any],
+                     languages: Iterable[str]) -> dict[str, Any]:
+    """Segments, tokens and seconds of machine translation the cell's languages need.
+
+    Taken from the corpus build record when the corpus was translated; estimated
+    from the English text and a measured engine throughput when it was imported.
+    """
+    targets = [lang for lang in languages if lang != ENGLISH]
+    stats = manifest.get("translation") or {}
+    per_lang = stats.get("per_language") or {}
+    if stats.get("translated") and all(lang in per_lang for lang in targets):
+        picked = [per_lang[lang] for lang in targets]
+        return {
+            "translation_segments": sum(int(p.get("translated", 0)) for p in picked),
+            "translation_tokens": sum(int(p.get("source_tokens", 0)) for p in picked),
+            "translation_seconds": sum(float(p.get("seconds", 0.0)) for p in picked),
+            "translation_estimated": False,
+        }
+    from polyqa.corpus import reader
+
+    english = reader.read_language(corpus_dir, ENGLISH, ["question", "sentences", "answer_text", "passage_id"])
+    segments: set[str] = set()
+    for row in english.to_pylist():
+        segments.add(row["question"])
+        segments.update(row["sentences"])
+        if row["answer_text"]:
+            segments.add(row["answer_text"])
+    words = sum(len(s.split()) for s in segments)
+    est = config.translation_estimate
+    tokens = words * float(est["tokens_per_word"])
+    return {
+        "translation_segments": len(segments) * len(targets),
+        "translation_tokens": int(tokens * len(targets)),
+        "translation_seconds": tokens * len(targets) / float(est["tokens_per_second"]),
+        "translation_estimated": True,
+    }
+
+
+# ------------------------------------------------------------------ one cell
+
+
+def _metrics_row(bench: str, result: Mapping[str, Any], seen: set[str], unseen: set[str]) -> dict[str, Any]:
+    """Flatten one evaluation result into ``<bench>_<setting>_<metric>`` columns."""
+    row: dict[str, Any] = {}
+    settings = result["settings"]
+    if bench == "miracl":
+        mono = settings["monolingual"]
+        row[f"{bench}_ndcg10"] = mono.get("nDCG@10")
+        row[f"{bench}_recall100"] = mono.get("Recall@100")
+        return row
+    for setting in SETTINGS:
+        block = settings.get(setting) or {}
+        key = setting.replace("-", "_")
+        row[f"{bench}_{key}_map"] = block.get("mAP")
+        for k in ("R@1", "R@10"):
+            row[f"{bench}_{key}_{k.lower().replace('@', '')}"] = block.get(k)
+        per = block.get("per_language")
+        if per is None and setting == "cross-lingual":
+            # Cross-lingual per pair "q->c": a pair is seen only when both sides were trained on.
+            per_pair = block.get("per_pair") or {}
+            groups: dict[str, list[float]] = {"seen": [], "unseen": []}
+            for q, row_pairs in per_pair.items():
+                for c, value in (row_pairs or {}).items():
+                    if value is None:
+                        continue
+                    both_seen = q in seen and c in seen
+                    any_unseen = q in unseen or c in unseen
+                    if both_seen:
+                        groups["seen"].append(value)
+                    elif any_unseen:
+                        groups["unseen"].append(value)
+            for g, values in groups.items():
+                row[f"{bench}_{key}_map_{g}"] = sum(values) / len(values) if values else None
+            continue
+        per = per or {}
+        for g, members in (("seen", seen), ("unseen", unseen)):
+            values = [v for lang, v in per.items() if lang in members and v is not None]
+            row[f"{bench}_{key}_map_{g}"] = sum(values) / len(values) if values else None
+    rd = result.get("rank_distance") or {}
+    row[f"{bench}_rank_distance"] = rd.get("mean")
+    return row
+
+
+def run_cell(
+    config: StudyConfig,
+    cell: Cell,
+    corpus_dir: Path,
+    manifest: Mapping[str, Any],
+    heldout_file: Path | None,
+    key: str,
+) -> dict[str, Any]:
+    """Train (unless zero-shot) and evaluate one cell; returns its table row."""
+    from polyqa.evaluate.run import EvaluationConfig, run_evaluation
+    from polyqa.train import TrainConfig, train_retriever
+
+    cell_dir = Path(config.work_dir) / "cells" / f"{cell.label}-{key}"
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    row: dict[str, Any] = {"cell": cell.label, "key": key, **asdict(cell)}
+    row["languages"] = ",".join(cell.languages)
+    model = config.base_model
+    if cell.n_languages:
+        settings = {
+            **config.train,
+            "corpus": str(corpus_dir),
+            "output_dir": str(cell_dir / "train"),
+            "base_model": config.base_model,
+            "languages": list(cell.languages),
+            "strategy": cell.strategy,
+            "languages_per_batch": cell.languages_per_batch,
+            "seed": cell.seed,
+            "resume": True,
+        }
+        result = train_retriever(TrainConfig.from_dict(settings, source=f"study cell {cell.label}"))
+        record = result.record
+        model = str(result.model_dir)
+        row.update(
+            train_steps=record.get("steps"),
+            train_examples=record.get("examples_seen"),
+            train_tokens=record.get("tokens_seen"),
+            train_seconds=record.get("wall_seconds"),
+            train_examples_per_second=record.get("examples_per_second"),
+            train_peak_rss_mb=(record.get("peak_rss_bytes") or 0) / 2**20,
+            train_loss_first=record.get("training_loss_first"),
+            train_loss_last=record.get("training_loss_last"),
+        )
+        row.update(translation_cost(config, corpus_dir, manifest, cell.languages))
+    else:
+        row.update(train_steps=0, train_examples=0, train_tokens=0, train_seconds=0.0,
+                   translation_segments=0, translation_tokens=0, translation_seconds=0.0,
+                   translation_estimated=False)
+    seen = set(cell.languages)
+    eval_seconds = 0.0
+    for spec in config.evaluate:
+        spec = dict(spec)
+        bench = spec.pop("benchmark")
+        data_dir = spec.pop("data_dir", None)
+        if data_dir is None:
+            continue  # e.g. MLQA-R when no folder is given
+        held_out = spec.pop("held_out", False)
+        started = time.perf_counter()
+        result = run_evaluation(
+            EvaluationConfig(
+                model=model,
+                benchmark=bench,
+                data_dir=str(data_dir),
+                output=str(cell_dir / f"eval-{bench}.json"),
+                articles_file=str(heldout_file) if held_out and heldout_file else None,
+                cache_dir=str(cell_dir / f"eval-{bench}.embcache"),
+                **spec,
+            )
+        )
+        eval_seconds += time.perf_counter() - started
+        row.update(_metrics_row(bench.replace("-", "_"), result, seen, set(config.unseen)))
+    row["eval_seconds"] = eval_seconds
+    row["total_seconds"] = float(row.get("train_seconds") or 0) + float(row["translation_seconds"])
+    (cell_dir / CELL_FILE).write_text(json.dumps(row, indent=2, default=str), "utf-8")
+    return row
+
+
+# ------------------------------------------------------------------ the study
+
+
+def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
+              only_cells: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Run (or continue) every cell, then write the table, plots and report."""
+    results_dir = Path(config.results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    Path(config.work_dir).mkdir(parents=True, exist_ok=True)
+    heldout_file = None
+    train_titles = None
+    if config.split:
+        train_titles, heldout = article_split(
+            config.split["data_dir"], float(config.split.get("heldout_fraction", 0.25)),
+            int(config.split.get("seed", 0)),
+        )
+        heldout_file = results_dir / "heldout_articles.txt"
+        heldout_file.write_text("\n".join(heldout) + "\n", "utf-8")
+        (results_dir / "train_articles.txt").write_text("\n".join(train_titles) + "\n", "utf-8")
+    corpus_dir, manifest = prepare_corpus(config, train_titles)
+    corpus_fp = _hash(manifest.get("shards", manifest))
+    cells, skipped = plan_cells(config)
+    wanted = set(only_cells) if only_cells else None
+    rows: list[dict[str, Any]] = []
+    for i, cell in enumerate(cells, 1):
+        key = cell_key(config, cell, corpus_fp)
+        done = Path(config.work_dir) / "cells" / f"{cell.label}-{key}" / CELL_FILE
+        if done.exists():
+            progress(f"[{i}/{len(cells)}] {cell.label}: cached")
+            rows.append(json.loads(done.read_text("utf-8")))
+            continue
+        if wanted is not None and cell.label not in wanted:
+            continue
+        progress(f"[{i}/{len(cells)}] {cell.label}: training and evaluating")
+        rows.append(run_cell(config, cell, corpus_dir, manifest, heldout_file, key))
+    write_results(config, rows, skipped)
+    return rows
+
+
+def write_results(config: StudyConfig, rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from polyqa.study_report import plot_study, render_report
+
+    results_dir = Path(config.results_dir)
+    if not rows:
+        return
+    columns = sorted({k for row in rows for k in row}, key=lambda k: (k not in rows[0], k))
+    table = pa.Table.from_pylist([{c: _plain(row.get(c)) for c in columns} for row in rows])
+    pq.write_table(table, results_dir / "cells.parquet")
+    pacsv.write_csv(table, results_dir / "cells.csv")
+    plots = plot_study(rows, config, results_dir)
+    (results_dir / "REPORT.md").write_text(render_report(rows, skipped, config, plots), "utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
