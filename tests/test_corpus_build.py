@@ -1,0 +1,289 @@
+"""The build pipeline end to end with the tiny model: shards, manifest, resume, validation, cards, loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+from polyqa.cards import license_note, render_card
+from polyqa.cli import main as cli_main
+from polyqa.corpus import build as B
+from polyqa.corpus.manifest import Manifest
+from polyqa.corpus.reader import iter_parallel, read_language, shard_paths
+from polyqa.corpus.schema import CORPUS_SCHEMA, PROJECTION_NONE, PROJECTION_SOURCE, QUARANTINE_SCHEMA
+from polyqa.corpus.validate import validate_corpus
+from polyqa.corpus.writer import read_quarantine, write_shard
+
+LANGS = ["eng_Latn", "deu_Latn", "fra_Latn"]
+BAD_ROWS = 3
+
+
+def sample_subset(path: Path, passages: int = 4) -> Path:
+    """The first passages of the embedded sample (5 questions each) plus unusable rows."""
+    data = json.loads(resources.files("polyqa.data").joinpath("default_sample.json").read_text("utf-8"))
+    data["data"] = data["data"][:passages]
+    data["data"].append({"title": "Broken", "paragraphs": [
+        {"context": "A short passage.", "qas": [
+            {"id": "bad-1", "question": "", "answers": [{"text": "short", "answer_start": 2}]},
+            {"id": "bad-2", "question": "Where?", "answers": [{"text": "nowhere", "answer_start": 0}]},
+            {"id": "bad-3", "question": "What?", "answers": []},
+        ]}]})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def small_config(tmp: Path, tiny_model, **overrides) -> dict:
+    config = {
+        "name": "test-corpus",
+        "sources": [{"kind": "squad_json", "path": str(sample_subset(tmp / "subset.json")), "name": "subset",
+                     "license": "CC0-1.0"}],
+        "languages": ["de", "fr"],
+        "shard_rows": 8,
+        "model": "tiny",
+        "tiny_model_dir": str(tiny_model.hf_dir.parent),
+        "cache": str(tmp / "translations.sqlite"),
+        "decoding": {"beam_size": 1, "max_length_ratio": 1.2, "max_length_extra": 4},
+        "card_dir": str(tmp / "cards"),
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_model):
+    tmp = tmp_path_factory.mktemp("corpus-build")
+    config = small_config(tmp, tiny_model)
+    corpus = tmp / "corpus"
+    manifest = B.build_corpus(config, corpus)
+    return corpus, config, manifest
+
+
+def copy_corpus(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_layout_manifest_and_validation(built):
+    corpus, config, manifest = built
+    report = validate_corpus(corpus)
+    assert report.ok, report.text()
+    assert report.rows == {lang: 20 for lang in LANGS}
+    assert manifest["languages"] == LANGS and manifest["n_shards"] == 3 and manifest["complete"]
+    assert [p.name for p in shard_paths(corpus, "deu_Latn")] == [
+        "part-00000-of-00003.arrow", "part-00001-of-00003.arrow", "part-00002-of-00003.arrow"]
+    assert sorted(e["rows"] for e in manifest.entries_for("fra_Latn")) == [4, 8, 8]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e["sha256"]) for e in manifest.shards)
+    assert manifest["sources"][0]["license"] == "CC0-1.0" and manifest["sources"][0]["kept"] == 20
+    assert manifest["filters"]["quarantined"] == BAD_ROWS and manifest["quarantine"]["rows"] == BAD_ROWS
+    mt = manifest["mt_model"]
+    assert mt["model"] == "tiny" and mt["model_fingerprint"] and mt["decoding"]["beam_size"] == 1
+    assert manifest["translation"]["unique_segments"] > 0 and manifest["translation"]["source_tokens"] > 0
+    assert manifest["code_version"]["polyqa"] and manifest["build_seconds"] > 0
+    assert not (corpus / B.WORK_DIR).exists()  # staging removed once complete
+
+
+def test_rows_aligned_scored_and_never_dropped(built):
+    corpus, _, _ = built
+    english = read_language(corpus, "eng_Latn")
+    assert english.schema.equals(CORPUS_SCHEMA, check_metadata=False)
+    assert set(english.column("answer_projection").to_pylist()) == {PROJECTION_SOURCE}
+    for row in english.to_pylist():
+        assert row["passage"][row["answer_start"]:].startswith(row["answer_text"])
+        assert row["sentences"][row["answer_sentence"]] in row["passage"]
+    shards = list(iter_parallel(corpus, LANGS))
+    assert len(shards) == 3
+    for shard in shards:
+        ids = shard["eng_Latn"].column("qa_id")
+        assert all(t.column("qa_id").equals(ids) for t in shard.values())
+    german = read_language(corpus, "deu_Latn").to_pylist()
+    assert len(german) == 20 and all(r["translated"] for r in german)
+    for r in german:  # random-weight babble: quality checks fire, rows stay with their reasons
+        assert r["quality_pass"] == (not r["quality_flags"])
+        assert (r["answer_start"] is None) == (r["answer_projection"] == PROJECTION_NONE)
+    assert any(not r["quality_pass"] for r in german)
+    quarantine = read_quarantine(corpus)
+    assert quarantine.schema.equals(QUARANTINE_SCHEMA) and quarantine.num_rows == BAD_ROWS
+    assert sorted(quarantine.column("field").to_pylist()) == ["answers", "answers", "question"]
+
+
+def test_loadable_with_datasets_streaming_and_pyarrow(built):
+    import datasets
+
+    corpus, _, _ = built
+    files = f"{corpus}/lang=*/*.arrow"
+    stream = datasets.load_dataset("arrow", data_files={"train": files}, split="train", streaming=True)
+    rows = list(stream)
+    assert len(rows) == 60 and {r["lang"] for r in rows} == set(LANGS)
+    assert set(rows[0]) == set(CORPUS_SCHEMA.names)
+    table = ds.dataset(sorted(str(p) for p in corpus.glob("lang=*/*.arrow")), format="arrow").to_table()
+    assert table.num_rows == 60
+    hive = ds.dataset(str(corpus / "lang=deu_Latn"), format="arrow").to_table()
+    assert set(hive.column("lang").to_pylist()) == {"deu_Latn"}
+
+
+def test_card_front_matter_body_and_working_snippet(built, capsys):
+    corpus, config, manifest = built
+    card = (Path(config["card_dir"]) / "test-corpus.md").read_text("utf-8")
+    assert card == (corpus / "README.md").read_text("utf-8")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["language"] == ["en", "de", "fr"] and "deu_Latn" in front["language_details"]
+    assert front["task_categories"] == ["question-answering", "text-retrieval"]
+    assert front["size_categories"] == ["n<1K"] and "cc0-1.0" in front["license"]
+    assert front["source_datasets"] == ["subset"] and "translation" in front["multilinguality"]
+    assert f"{BAD_ROWS} source rows could not be used" in card
+    assert "| German | `deu_Latn` | 20 | 20 |" in card and "Known noise" in card
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    exec(compile(snippet, "card-snippet", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "'lang': 'deu_Latn'" in printed
+    nllb = license_note({"model": "facebook/nllb-200-distilled-600M", "license": "CC-BY-NC-4.0"}, True)
+    assert "non-commercial" in nllb
+    assert render_card(manifest, corpus) == card
+
+
+def test_resume_rebuilds_only_missing_or_corrupt_shards(built, tmp_path):
+    corpus, config, _ = built
+    copy = copy_corpus(corpus, tmp_path)
+    deleted = copy / "lang=deu_Latn/part-00001-of-00003.arrow"
+    corrupt = copy / "lang=fra_Latn/part-00002-of-00003.arrow"
+    deleted.unlink()
+    corrupt.write_bytes(corrupt.read_bytes()[:-10] + b"0123456789")
+    # a killed run: the manifest lost the last entry of English, and the build is not complete
+    manifest = Manifest.load(copy)
+    manifest.data["shards"] = [e for e in manifest.shards if not (e["lang"] == "eng_Latn" and e["index"] == 2)]
+    manifest["complete"] = False
+    manifest.save(copy)
+    untouched = {p: p.stat().st_mtime_ns for p in copy.glob("lang=*/*.arrow") if p != corrupt}
+    untouched.pop(copy / "lang=eng_Latn/part-00002-of-00003.arrow")
+    assert not validate_corpus(copy).ok
+    resumed = B.build_corpus(config, copy)
+    assert validate_corpus(copy).ok
+    assert all(p.stat().st_mtime_ns == t for p, t in untouched.items())
+    assert deleted.exists()
+    rebuilt = resumed.shard("deu_Latn", 1)["translation"]
+    assert rebuilt["cache_hits"] == rebuilt["unique_segments"] > 0 and rebuilt["translated"] == 0
+    assert read_language(copy, "deu_Latn").equals(read_language(corpus, "deu_Latn"))  # deterministic
+    # a rerun of a complete corpus verifies and touches nothing
+    stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    assert B.build_corpus(config, copy)["build_seconds"] == resumed["build_seconds"]
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == stamps
+
+
+def test_other_config_in_same_folder_is_refused(built, tmp_path):
+    corpus, config, _ = built
+    copy = copy_corpus(corpus, tmp_path)
+    other = dict(config, languages=["de"])
+    other_config = B.load_config(other)
+    with pytest.raises(B.CorpusConflictError, match="different configuration"):
+        B.open_manifest(copy, other_config, {"n_shards": 3, "records": 20, "sources": [], "filters": {},
+                                             "quarantine": {"rows": 0, "reasons": {}}})
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("keep me")
+    with pytest.raises(B.CorpusConflictError, match="not deleting"):
+        B.prepare_output(tmp_path / "plain", overwrite=True)
+
+
+def test_validate_reports_tampering_and_misalignment(built, tmp_path, capsys):
+    corpus, _, _ = built
+    copy = copy_corpus(corpus, tmp_path)
+    assert cli_main(["validate", str(copy)]) == 0
+    # reorder the rows of one shard and record its new checksum: checksums pass, alignment does not
+    path = copy / "lang=deu_Latn/part-00000-of-00003.arrow"
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    reordered = table.take(list(range(table.num_rows))[::-1])
+    written = write_shard(copy, reordered, lang="deu_Latn", index=0, total=3)
+    manifest = Manifest.load(copy)
+    B.record_shard(manifest, copy, {**manifest.shard("deu_Latn", 0), **written.as_dict()})
+    (copy / "lang=fra_Latn/part-00001-of-00003.arrow").write_bytes(b"junk")
+    shutil.copy(path, copy / "lang=deu_Latn/part-00009-of-00010.arrow")
+    capsys.readouterr()
+    assert cli_main(["validate", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "part-00000-of-00003.arrow: not aligned with shard 0" in out
+    assert "lang=fra_Latn/part-00001-of-00003.arrow: sha256 does not match" in out
+    assert "part-00009-of-00010.arrow: shard file not in the manifest" in out
+    assert "language fra_Latn: 12 rows, manifest says 20 records" in out
+    assert cli_main(["validate", str(tmp_path / "nothing")]) == 1
+
+
+def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r_dir):
+    config = {
+        "name": "xquad-r-import",
+        "sources": [{"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de", "zh"]}],
+        "languages": ["de", "zh"], "model": None, "shard_rows": 500, "format": "parquet",
+        "dedup_questions": False, "card_dir": None,
+    }
+    manifest = B.build_corpus(config, tmp_path / "xq")
+    assert validate_corpus(tmp_path / "xq").ok
+    assert manifest["records"] == 1190 and manifest["n_shards"] == 3
+    assert not list((tmp_path / "xq").glob("lang=*/*.arrow"))
+    zh = read_language(tmp_path / "xq", "zho_Hans").to_pylist()
+    paragraph = json.loads((xquad_r_dir / "zh.json").read_text())["data"][0]["paragraphs"][0]
+    assert zh[0]["sentences"] == paragraph["sentences"] and zh[0]["question"] == paragraph["qas"][0]["question"]
+    assert {r["answer_projection"] for r in zh} == {PROJECTION_SOURCE} and not any(r["translated"] for r in zh)
+    assert "No row is machine translated" in (tmp_path / "xq" / "README.md").read_text()
+    import datasets
+
+    loaded = datasets.load_dataset("parquet", data_files=f"{tmp_path}/xq/lang=*/*.parquet", split="train",
+                                   streaming=True)
+    assert sum(1 for _ in loaded) == 3 * 1190
+    # a language the import lacks cannot be filled without a model: every record is quarantined
+    with pytest.raises(ValueError, match="no usable records"):
+        B.build_corpus(dict(config, languages=["de", "fr"], format="arrow"), tmp_path / "xq2")
+    reasons = read_quarantine(tmp_path / "xq2").column("reason").to_pylist()
+    assert reasons and all("no text in fra_Latn" in r for r in reasons)
+
+
+def test_leakage_guard_in_build_reports_excluded(tmp_path, tiny_model, xquad_r_dir):
+    en = json.loads((xquad_r_dir / "en.json").read_text())
+    leaked = {"data": en["data"][:1]}  # 35 XQuAD questions over 5 passages
+    (tmp_path / "leaked.json").write_text(json.dumps(leaked))
+    config = small_config(tmp_path, tiny_model, languages=["de"], shard_rows=50, card_dir=None,
+                          exclude_passages_from=[str(xquad_r_dir / "en.json")])
+    config["sources"].append({"kind": "squad_json", "path": str(tmp_path / "leaked.json"), "name": "leaked"})
+    manifest = B.build_corpus(config, tmp_path / "guarded")
+    n_leaked = sum(len(p["qas"]) for p in leaked["data"][0]["paragraphs"])
+    assert manifest["filters"]["leakage_excluded"] == n_leaked and manifest["records"] == 20
+    assert manifest["sources"][1]["leakage_excluded"] == n_leaked
+    assert f"Passages excluded because they occur in evaluation sets: {n_leaked}" in \
+        (tmp_path / "guarded" / "README.md").read_text()
+
+
+def test_cli_build_with_config_and_progress_bar(tmp_path, tiny_model):
+    config = small_config(tmp_path, tiny_model, languages=["es"], shard_rows=50)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "polyqa.cli", "build-corpus", "--config", str(tmp_path / "config.yaml"),
+                          "--output", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "build test-corpus" in run.stderr and "2/2" in run.stderr  # tqdm bar: 1 shard x 2 languages
+    assert "20 QA pairs x 2 languages = 40 rows" in run.stdout
+    check = subprocess.run([sys.executable, "-m", "polyqa.cli", "validate", str(tmp_path / "out")],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert check.returncode == 0 and "OK" in check.stdout
+    bad = subprocess.run([sys.executable, "-m", "polyqa.cli", "build-corpus", "--config", str(tmp_path / "config.yaml"),
+                          "--output", str(tmp_path / "out"), "--languages", "xx_Nope"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "error:" in bad.stderr
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    (tmp_path / "bad.yaml").write_text("sources: [polyqa_sample]\nshard_size: 5\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: unknown config keys \['shard_size'\]"):
+        B.BuildConfig.from_yaml(tmp_path / "bad.yaml")
+    default = B.BuildConfig.default()
+    assert default.model == "tiny" and len(default.languages) >= 3 and default.sources == [{"preset": "polyqa_sample"}]
+    assert default.fingerprint() == B.BuildConfig.default().fingerprint()
+    assert B.load_config(dict(default.as_dict(), cache="/elsewhere")).fingerprint() == default.fingerprint()
