@@ -310,10 +310,12 @@ def _trainer_classes():
     class PolyqaTrainer(SentenceTransformerTrainer):
         """Counts examples and tokens of every trained batch (and optionally keeps the batches)."""
 
-        def __init__(self, *args, record_batches: bool = False, **kwargs) -> None:
+        def __init__(self, *args, num_languages: int = 1, record_batches: bool = False, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.examples_seen = 0
             self.tokens_seen = 0
+            self.num_languages = num_languages
+            self.batch_kinds: Counter = Counter()
             self.record_batches = record_batches
             self.batch_log: list[list[int]] = []
 
@@ -324,8 +326,10 @@ def _trainer_classes():
                 self.tokens_seen += int(sum(int(m.sum()) for m in masks))
                 first = next((v for k, v in inputs.items() if k.endswith("_input_ids")), None)
                 self.examples_seen += int(first.shape[0]) if first is not None else 0
-                if self.record_batches and pairs is not None:
-                    self.batch_log.append(pairs.tolist())
+                if pairs is not None:
+                    self.batch_kinds[batch_kind(pairs.tolist(), self.num_languages)] += 1
+                    if self.record_batches:
+                        self.batch_log.append(pairs.tolist())
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     class MemoryCallback(TrainerCallback):
@@ -340,6 +344,16 @@ def _trainer_classes():
                 log.info("step %d/%d", state.global_step, state.max_steps)
 
     return PairIndexCollator, PolyqaTrainer, MemoryCallback
+
+
+def batch_kind(flat_indices: list[int], num_languages: int) -> str:
+    """What a trained batch was, from its pair indices: x-x-mono, x-x, x-y or mixed."""
+    _, a, b = decode_flat_index(flat_indices, num_languages)
+    if len(set(a.tolist()) | set(b.tolist())) == 1:
+        return "x-x-mono"
+    if (a != b).all():
+        return "x-y"
+    return "x-x" if (a == b).all() else "mixed"
 
 
 def _iso_languages(langs: list[str]) -> list[str]:
@@ -454,6 +468,7 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
         batch_sampler=factory,
         prompts=config.prompt_map() or None,
         dataloader_num_workers=config.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=True,
         disable_tqdm=True,
         **_precision_flags(config.precision),
@@ -469,6 +484,7 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
             preprocess_fn=model.preprocess, prompts=config.prompt_map() or {}
         ),
         callbacks=[memory, *(callbacks or [])],
+        num_languages=len(pairs.languages),
         record_batches=config.record_batches,
     )
     if torch.cuda.is_available():
@@ -505,11 +521,7 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
                     [[pairs.qa_ids[int(i)].as_py(), pairs.languages[x], pairs.languages[y]]
                      for i, x, y in zip(qa.tolist(), a.tolist(), b.tolist())]
                 )
-        kinds = Counter()
-        for flat in trainer.batch_log:
-            _, a, b = decode_flat_index(flat, k)
-            kinds["x-x-mono" if len(set(a.tolist()) | set(b.tolist())) == 1 else
-                  "x-y" if (a != b).all() else "x-x" if (a == b).all() else "mixed"] += 1
+        kinds = trainer.batch_kinds
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         record = {
             "run_id": run_id,

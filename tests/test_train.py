@@ -1,0 +1,276 @@
+"""Training: a tiny random BERT on the XQuAD-R fixture corpus, real sentence-transformers trainer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from corpus_fixtures import SMALL_CORPUS_LANGS
+
+from polyqa import languages as L
+from polyqa.batching import load_training_pairs
+from polyqa.train import (
+    RUN_RECORD_FILE,
+    TRAINING_INFO_FILE,
+    TrainConfig,
+    corpus_manifest_sha256,
+    resolve_base_model,
+    train_retriever,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from 2 threads, and lose much when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, small_corpus) -> Path:
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocab trained on the corpus, mean pooling."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from polyqa.corpus import reader
+
+    texts: list[str] = []
+    for lang in reader.corpus_languages(small_corpus):
+        table = reader.read_language(small_corpus, lang, columns=["question", "passage"])
+        texts += table.column("question").to_pylist() + table.column("passage").to_pylist()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=3000, special_tokens=specials))
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    root = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(config).save_pretrained(root / "hf")
+    tokenizer.save_pretrained(root / "hf")
+    transformer = Transformer(str(root / "hf"), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
+    model.save(str(root / "st"))
+    return root / "st"
+
+
+def _config(corpus, output_dir, encoder, **overrides) -> TrainConfig:
+    settings = dict(
+        corpus=str(corpus),
+        output_dir=str(output_dir),
+        base_model=str(encoder),
+        languages=list(SMALL_CORPUS_LANGS),
+        batch_size=16,
+        max_steps=30,
+        learning_rate=5e-3,
+        max_seq_length=48,
+        positive="sentence",
+        checkpoint_steps=1000,
+        logging_steps=10,
+        seed=7,
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def _held_losses(model_path, pairs, prompts: bool = False) -> list[float]:
+    """MNRL loss on fixed held batches (32 pairs: en-en and de-es) under a model."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    model = SentenceTransformer(str(model_path))
+    model.eval()
+    loss = MultipleNegativesRankingLoss(model)
+    out = []
+    for q, p in (("eng_Latn", "eng_Latn"), ("deu_Latn", "spa_Latn")):
+        a, b = pairs.languages.index(q), pairs.languages.index(p)
+        rows = [i for i in range(pairs.num_questions) if pairs.usable[i, a] and pairs.usable[i, b]][:32]
+        texts = [pairs.text(i, a, b) for i in rows]
+        with torch.no_grad():
+            features = [
+                model.preprocess([t["anchor"] for t in texts], prompt="query: " if prompts else None),
+                model.preprocess([t["positive"] for t in texts], prompt="passage: " if prompts else None),
+            ]
+            out.append(float(loss(features, None)))
+    return out
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_recorded_model(small_corpus, tiny_encoder, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    pairs = load_training_pairs(small_corpus, SMALL_CORPUS_LANGS, positive="sentence")
+    before = _held_losses(tiny_encoder, pairs, prompts=True)
+    config = _config(small_corpus, tmp_path / "run", tiny_encoder, prompts=True, max_steps=40)
+    result = train_retriever(config)
+    after = _held_losses(result.model_dir, pairs, prompts=True)
+    for b, a in zip(before, after):
+        assert a < b - 0.2, f"held-batch loss did not drop: before {before}, after {after}"
+
+    model = SentenceTransformer(str(result.model_dir))
+    emb = model.encode(["Wer gewann den Super Bowl?"], prompt_name="query")
+    assert emb.shape == (1, 32)
+    assert model.prompts["passage"] == "passage: "
+
+    info = json.loads((result.model_dir / TRAINING_INFO_FILE).read_text())
+    assert info["languages"] == pairs.languages == [L.normalize(x) for x in SMALL_CORPUS_LANGS]
+    assert info["strategy"] == "hybrid" and info["alpha"] == 0.5 and info["steps"] == 40
+    assert info["corpus_manifest_sha256"] == corpus_manifest_sha256(small_corpus)[0]
+    assert info["base_model"] == str(tiny_encoder) and info["languages_per_batch"] is None
+    card = (result.model_dir / "README.md").read_text()
+    assert "## polyqa training" in card and info["corpus_manifest_sha256"] in card
+    assert "German" in card or "deu_Latn" in card
+
+    record = json.loads((tmp_path / "run" / RUN_RECORD_FILE).read_text())
+    assert record["steps"] == 40 and record["examples_seen"] == 40 * 16
+    assert record["tokens_seen"] > record["examples_seen"] * 2  # question + positive, several tokens each
+    assert record["wall_seconds"] > 0 and record["examples_per_second"] > 0
+    assert record["peak_rss_bytes"] > 50_000_000
+    # 3 rows fail quality in German, 2 Spanish answers are unprojected (no answer sentence).
+    assert record["skipped_rows"]["deu_Latn"]["quality_pass_false"] == 3
+    assert record["skipped_rows"]["spa_Latn"]["null_positive"] == 2
+    assert record["skipped_rows_total"] == 5
+    assert set(record["batch_kinds"]) <= {"x-x-mono", "x-y"} and sum(record["batch_kinds"].values()) == 40
+    assert record["settings"]["learning_rate"] == 5e-3
+
+
+class StopAtStep:
+    """A real trainer callback that stops training after a given step, as a pre-emption would."""
+
+    def __new__(cls, step: int):
+        from transformers import TrainerCallback
+
+        class _Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step >= step:
+                    control.should_training_stop = True
+                return control
+
+        return _Stop()
+
+
+def test_resume_from_a_checkpoint_continues_the_same_batch_sequence(small_corpus, tiny_encoder, tmp_path):
+    # 3 batches per epoch, 7 steps: the interruption at step 4 falls inside the second epoch.
+    common = dict(max_steps=7, checkpoint_steps=2, batches_per_epoch=3, record_batches=True, strategy="hybrid",
+                  languages_per_batch=2, positive="passage")
+    whole = train_retriever(_config(small_corpus, tmp_path / "whole", tiny_encoder, **common)).record
+
+    cut = _config(small_corpus, tmp_path / "cut", tiny_encoder, **common)
+    first = train_retriever(cut, callbacks=[StopAtStep(4)]).record
+    assert first["global_step"] == 4
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-4").is_dir()
+    resumed = train_retriever(_config(small_corpus, tmp_path / "cut", tiny_encoder, resume=True, **common)).record
+    assert resumed["resumed_from"].endswith("checkpoint-4")
+    assert resumed["global_step_start"] == 4 and resumed["steps"] == 3
+
+    assert len(whole["batches"]) == 7
+    assert first["batches"] + resumed["batches"] == whole["batches"]
+    # Epochs draw different batches (the sequence is not one epoch repeated).
+    assert whole["batches"][0] != whole["batches"][3]
+    for batch in whole["batches"]:
+        ids = [qa for qa, _, _ in batch]
+        assert len(ids) == len(set(ids)) == 16
+        assert len({lang for _, q, p in batch for lang in (q, p)}) <= 2
+
+
+def test_cli_trains_from_a_yaml_config(small_corpus, tiny_encoder, tmp_path, capsys):
+    from polyqa.cli import main
+
+    config = {
+        "corpus": str(small_corpus),
+        "output_dir": str(tmp_path / "cli"),
+        "base_model": str(tiny_encoder),
+        "languages": ["en", "de"],
+        "strategy": "x-y",
+        "batch_size": 8,
+        "max_steps": 2,
+        "max_seq_length": 32,
+        "loss": "cached-mnrl",
+        "mini_batch_size": 4,
+        "hard_negatives": True,
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", "--config", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2
+    info = json.loads((tmp_path / "cli" / "model" / TRAINING_INFO_FILE).read_text())
+    assert info["languages"] == ["eng_Latn", "deu_Latn"] and info["strategy"] == "x-y"
+    record = json.loads((tmp_path / "cli" / RUN_RECORD_FILE).read_text())
+    assert record["batch_kinds"] == {"x-y": 2}
+    assert record["settings"]["loss"] == "cached-mnrl"
+
+    path.write_text(yaml.safe_dump({**config, "learning_rat": 1e-3}))
+    assert main(["train", "--config", str(path)]) == 2
+    assert "unknown setting(s) ['learning_rat']" in capsys.readouterr().out
+
+
+def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path):
+    from prefect.testing.utilities import prefect_test_harness
+
+    spec = importlib.util.spec_from_file_location("train_retriever_flow", REPO / "flows" / "train_retriever.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    overrides = {
+        "corpus": str(small_corpus),
+        "output_dir": str(tmp_path / "flow"),
+        "base_model": str(tiny_encoder),
+        "strategy": "x-x-mono",
+        "batch_size": 8,
+        "max_steps": 2,
+        "max_seq_length": 32,
+    }
+    with prefect_test_harness():
+        summary = module.train_retriever_flow(overrides=overrides)
+    assert summary["steps"] == 2
+    assert Path(summary["model_dir"], TRAINING_INFO_FILE).is_file()
+    record = json.loads(Path(summary["run_record"]).read_text())
+    assert record["batch_kinds"] == {"x-x-mono": 2}
+
+
+def test_minilm_resolves_to_the_packaged_pretrained_model():
+    from sentence_transformers import SentenceTransformer
+
+    path = Path(resolve_base_model("minilm"))
+    assert (path / "model.safetensors").stat().st_size > 50_000_000
+    model = SentenceTransformer(str(path))
+    a, b, c = model.encode(["A cat sits on the mat.", "A kitten is sitting on a rug.", "Stock prices fell."])
+    # Pretrained, not random: paraphrases are closer than unrelated sentences.
+    assert float(a @ b) > float(a @ c) + 0.2
+    assert resolve_base_model("xlm-r") == "xlm-roberta-base"
+    assert resolve_base_model("labse") == "sentence-transformers/LaBSE"
+
+
+def test_config_errors_name_the_file_and_setting(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"corpus": "c", "output_dir": "o", "strategy": "mono"}))
+    with pytest.raises(ValueError, match=r"bad\.yaml: strategy must be one of"):
+        TrainConfig.from_yaml(path)
+    path.write_text(yaml.safe_dump({"output_dir": "o"}))
+    with pytest.raises(ValueError, match=r"bad\.yaml: missing required setting\(s\) \['corpus'\]"):
+        TrainConfig.from_yaml(path)
+    assert TrainConfig(corpus="c", output_dir="o", temperature=0.05).scale == pytest.approx(20.0)
