@@ -1,0 +1,133 @@
+"""Scoring speed of the batched LAReQA scorer at XQuAD-R's full size, side by side with scikit-learn.
+
+Synthetic data with XQuAD-R's shape and relevance structure: 11 languages,
+1190 question ids asked in every language (13,090 queries), about 1,183
+candidate sentences per language (13,013 candidates), one relevant sentence
+per language per question (11 relevant per query in the multilingual pool).
+Embeddings (dim 384) share a vector per parallel sentence across languages,
+plus a language vector and noise, so scores look like a real multilingual
+encoder's rather than pure noise.
+
+The batched scorer computes every setting at once (monolingual, all 110
+cross-lingual pairs, multilingual, R@1/R@10, rank distance) for all queries.
+The naive reference is what one would write first: per query,
+``sklearn.metrics.average_precision_score`` on the multilingual pool and on
+each language block (12 calls per query with 11 languages). It is timed on a random
+sample of queries in the same run and extrapolated per query; values are
+checked equal on the sample. Timings on shared cores are noisy: compare the
+ratio, not the seconds.
+
+    python benchmarks/evaluate.py [--quick] [--sample 150]
+
+The last line printed is a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+
+
+def synthetic_xquad_r(n_lang=11, n_qids=1190, cands_per_lang=1183, dim=384, seed=0):
+    from polyqa.evaluate.benchmarks import Benchmark, Candidate, Query
+
+    rng = np.random.default_rng(seed)
+    langs = [f"l{i:02d}" for i in range(n_lang)]
+    sentence_vec = rng.standard_normal((cands_per_lang, dim)).astype(np.float32)
+    lang_vec = rng.standard_normal((n_lang, dim)).astype(np.float32) * 1.5
+    answer_of = rng.integers(0, cands_per_lang, n_qids)  # parallel sentence holding each answer
+    candidates, c_emb = [], []
+    for li, lang in enumerate(langs):
+        noise = rng.standard_normal((cands_per_lang, dim)).astype(np.float32) * 1.5
+        c_emb.append(sentence_vec + lang_vec[li] + noise)
+        candidates += [Candidate(lang, f"s{j}", "", "", f"{lang}/{j}") for j in range(cands_per_lang)]
+    queries, q_emb = [], []
+    for li, lang in enumerate(langs):
+        noise = rng.standard_normal((n_qids, dim)).astype(np.float32) * 2.5
+        q_emb.append(sentence_vec[answer_of] + lang_vec[li] + noise)
+        for q in range(n_qids):
+            rel = tuple(lj * cands_per_lang + int(answer_of[q]) for lj in range(n_lang))
+            queries.append(Query(f"q{q}", lang, f"q{q}", "", rel))
+    q_emb = np.concatenate(q_emb)
+    c_emb = np.concatenate(c_emb)
+    q_emb /= np.linalg.norm(q_emb, axis=1, keepdims=True)
+    c_emb /= np.linalg.norm(c_emb, axis=1, keepdims=True)
+    return Benchmark("synthetic-xquad-r", langs, queries, candidates), q_emb, c_emb
+
+
+def naive_sklearn(bench, q_emb, c_emb, rows):
+    """Per query: sklearn AP on the pool and on each language block (12 calls per query)."""
+    from sklearn.metrics import average_precision_score
+
+    c_lang = np.array([c.language for c in bench.candidates])
+    blocks = [np.nonzero(c_lang == lang)[0] for lang in bench.languages]
+    pool, per_lang = [], []
+    for i in rows:
+        scores = c_emb @ q_emb[i]
+        labels = np.zeros(len(scores), dtype=bool)
+        labels[list(bench.queries[i].relevant)] = True
+        pool.append(average_precision_score(labels, scores))
+        per_lang.append([average_precision_score(labels[b], scores[b]) for b in blocks])
+    return np.array(pool), np.array(per_lang)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 languages instead of 11")
+    parser.add_argument("--sample", type=int, default=150, help="queries timed with the naive reference")
+    parser.add_argument("--chunk-size", type=int, default=1024)
+    args = parser.parse_args()
+
+    import torch
+
+    from polyqa.evaluate.report import summarize_lareqa
+    from polyqa.evaluate.retrieval import score_lareqa
+
+    n_lang = 3 if args.quick else 11
+    bench, q_emb, c_emb = synthetic_xquad_r(n_lang=n_lang)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    scores = score_lareqa(bench, q_emb, c_emb, chunk_size=args.chunk_size)
+    summary = summarize_lareqa(bench, scores)
+    fast_seconds = time.perf_counter() - t0
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rng = np.random.default_rng(1)
+    rows = rng.choice(len(bench.queries), size=min(args.sample, len(bench.queries)), replace=False)
+    t0 = time.perf_counter()
+    pool, per_lang = naive_sklearn(bench, q_emb, c_emb, rows)
+    naive_sample_seconds = time.perf_counter() - t0
+    naive_extrapolated = naive_sample_seconds / len(rows) * len(bench.queries)
+    max_diff = float(max(np.abs(pool - scores.ap_pool[rows]).max(), np.abs(per_lang - scores.ap_lang[rows]).max()))
+
+    s = summary["settings"]
+    result = {
+        "benchmark": "evaluate-scoring",
+        "queries": len(bench.queries),
+        "candidates": len(bench.candidates),
+        "languages": n_lang,
+        "torch_threads": torch.get_num_threads(),
+        "chunk_size": args.chunk_size,
+        "batched_seconds_all_settings": round(fast_seconds, 3),
+        "naive_sklearn_seconds_sample": round(naive_sample_seconds, 3),
+        "naive_sample_queries": len(rows),
+        "naive_sklearn_seconds_extrapolated": round(naive_extrapolated, 1),
+        "speedup_vs_sklearn": round(naive_extrapolated / fast_seconds, 1),
+        "max_abs_ap_difference_on_sample": max_diff,
+        "peak_rss_growth_mb": round(rss_after - rss_before, 1),
+        "synthetic_mAP": {k: round(s[k]["mAP"], 4) for k in ("monolingual", "cross-lingual", "multilingual")},
+        "synthetic_rank_distance": round(summary["rank_distance"]["mean"], 1),
+    }
+    print(f"batched scorer, all settings, {len(bench.queries)} x {len(bench.candidates)}: {fast_seconds:.2f} s")
+    print(f"sklearn per query ({n_lang + 1} AP calls), {len(rows)} queries: {naive_sample_seconds:.2f} s "
+          f"-> {naive_extrapolated:.0f} s extrapolated; ratio {naive_extrapolated / fast_seconds:.0f}x; "
+          f"max |AP diff| {max_diff:.2e}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

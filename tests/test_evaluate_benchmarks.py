@@ -1,0 +1,108 @@
+"""Benchmark loaders: XQuAD-R (shared data, read in place), the MLQA-R and MIRACL fixtures, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from polyqa.evaluate.benchmarks import BenchmarkFormatError, load_benchmark, load_lareqa, load_miracl, read_titles
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def xquad_three(xquad_r_dir):
+    return load_lareqa(xquad_r_dir, "xquad-r", languages=["en", "de", "zh"])
+
+
+def test_xquad_r_counts_and_parallel_relevance(xquad_three, xquad_r_dir):
+    b = xquad_three
+    assert b.languages == ["eng_Latn", "deu_Latn", "zho_Hans"]
+    counts = b.counts()
+    assert counts["queries_per_language"] == {"eng_Latn": 1190, "deu_Latn": 1190, "zho_Hans": 1190}
+    assert counts["question_ids"] == 1190 and counts["quarantined"] == 0
+    # Candidates = every sentence of every paragraph, per language.
+    en = json.loads((xquad_r_dir / "en.json").read_text())
+    n_en = sum(len(p["sentences"]) for a in en["data"] for p in a["paragraphs"])
+    assert counts["candidates_per_language"]["eng_Latn"] == n_en
+    # Every query has one relevant sentence per language, each containing its answer in that language.
+    for q in b.queries[:: 97]:
+        assert sorted(b.candidates[i].language for i in q.relevant) == sorted(b.languages)
+    first = en["data"][0]["paragraphs"][0]
+    qa = first["qas"][0]
+    q = next(q for q in b.queries if q.qid == qa["id"] and q.language == "eng_Latn")
+    rel_en = next(b.candidates[i] for i in q.relevant if b.candidates[i].language == "eng_Latn")
+    assert qa["answers"][0]["text"] in rel_en.text
+    assert rel_en.context == first["context"]
+
+
+def test_xquad_r_title_filters_and_max_questions(xquad_r_dir, tmp_path):
+    titles_file = tmp_path / "held_out.txt"
+    titles_file.write_text("# held-out articles\nSuper_Bowl_50\nWarsaw\n")
+    titles = read_titles(titles_file)
+    b = load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"], titles=titles)
+    assert {c.title for c in b.candidates} == {"Super_Bowl_50", "Warsaw"}
+    assert {q.title for q in b.queries} == {"Super_Bowl_50", "Warsaw"}
+    rest = load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"], exclude_titles=titles)
+    assert len(rest.queries) + len(b.queries) == 2 * 1190
+    assert not {c.title for c in rest.candidates} & titles
+    small = load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"], max_questions=5)
+    assert len(small.queries) == 10 and len({q.qid for q in small.queries}) == 5
+    assert len(small.candidates) == len(load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"]).candidates)
+
+
+def test_mlqa_r_partial_languages_duplicates_and_quarantine():
+    b = load_benchmark("mlqa-r", FIXTURES / "mlqa-r")
+    assert b.languages == ["deu_Latn", "eng_Latn", "spa_Latn"]  # file order (sorted)
+    by_key = {(q.qid, q.language): q for q in b.queries}
+    # m1 exists in en and de only: two relevant candidates, in those languages.
+    m1 = by_key[("m1", "eng_Latn")]
+    assert sorted(b.candidates[i].language for i in m1.relevant) == ["deu_Latn", "eng_Latn"]
+    assert {b.candidates[i].text for i in m1.relevant} == {"It flows through ten countries.", "Sie fließt durch zehn Länder."}
+    # m5 exists in de only.
+    assert [b.candidates[i].text for i in by_key[("m5", "deu_Latn")].relevant] == ["Die Stadt ist die Hauptstadt Österreichs."]
+    # The repeated German paragraph yields one set of candidates.
+    assert b.counts()["candidates_per_language"]["deu_Latn"] == 2 + 3
+    assert b.stats["duplicate_paragraphs_merged"] == 1
+    # The answer outside every sentence span is quarantined with file, row and reason.
+    assert len(b.quarantine) == 1
+    bad = b.quarantine[0]
+    assert bad["qid"] == "m6" and bad["file"].endswith("es.json") and "answer_start 9999" in bad["reason"]
+    assert ("m6", "spa_Latn") not in by_key
+
+
+def test_lareqa_bad_input_names_file_row_and_field(tmp_path):
+    doc = json.loads((FIXTURES / "mlqa-r" / "en.json").read_text())
+    del doc["data"][1]["paragraphs"][0]["sentence_breaks"]
+    (tmp_path / "en.json").write_text(json.dumps(doc))
+    with pytest.raises(BenchmarkFormatError, match=r"en\.json: data\[1\]\.paragraphs\[0\]: missing field 'sentence_breaks'"):
+        load_lareqa(tmp_path, "mlqa-r")
+    with pytest.raises(FileNotFoundError, match="hi"):
+        load_lareqa(FIXTURES / "mlqa-r", "mlqa-r", languages=["hi"])
+
+
+def test_miracl_fixture():
+    b = load_miracl(FIXTURES / "miracl")
+    assert b.languages == ["deu_Latn", "eng_Latn"]
+    assert b.counts()["candidates_per_language"] == {"deu_Latn": 6, "eng_Latn": 8}
+    q1 = next(q for q in b.queries if q.qid == "1")
+    # Only positive judgements are relevant; gains kept.
+    assert sorted(b.candidates[i].key for i in q1.relevant) == ["100#0", "100#1"] and q1.gains == (1.0, 1.0)
+    assert all(b.candidates[i].language == q.language for q in b.queries for i in q.relevant)
+    reasons = sorted(r["reason"] for r in b.quarantine)
+    assert reasons == ["docid 999#9 not in corpus", "no positive qrels"]
+    only_en = load_miracl(FIXTURES / "miracl", languages=["eng_Latn"])
+    assert only_en.languages == ["eng_Latn"] and len(only_en.queries) == 3
+    assert b.candidates[0].text.startswith("Donau ")  # title + text
+
+
+def test_miracl_bad_qrels(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "miracl", tmp_path / "m")
+    qrels = tmp_path / "m" / "miracl-v1.0-de" / "qrels" / "qrels.miracl-v1.0-de-dev.tsv"
+    qrels.write_text("11 Q0 200#1 yes\n")
+    with pytest.raises(BenchmarkFormatError, match=r"qrels\.miracl-v1\.0-de-dev\.tsv: line 1: field 'rel'"):
+        load_miracl(tmp_path / "m", ["de"])
