@@ -287,3 +287,12 @@ def test_config_errors_name_the_problem(tmp_path):
     assert default.model == "tiny" and len(default.languages) >= 3 and default.sources == [{"preset": "polyqa_sample"}]
     assert default.fingerprint() == B.BuildConfig.default().fingerprint()
     assert B.load_config(dict(default.as_dict(), cache="/elsewhere")).fingerprint() == default.fingerprint()
+
+
+def test_import_parallel_command(tmp_path, xquad_r_dir, capsys):
+    code = cli_main(["import-parallel", str(xquad_r_dir), "--output", str(tmp_path / "xq"), "--languages", "en,ar",
+                     "--license", "CC-BY-SA-4.0", "--cards-dir", str(tmp_path / "cards"), "--shard-rows", "700"])
+    assert code == 0 and "1185 QA pairs x 2 languages; quarantined 5" in capsys.readouterr().out
+    assert validate_corpus(tmp_path / "xq").rows == {"eng_Latn": 1185, "arb_Arab": 1185}
+    card = (tmp_path / "cards" / "xquad-r.md").read_text()
+    assert "cc-by-sa-4.0" in card and "duplicate question" in card
