@@ -135,7 +135,8 @@ def quarantine_section(manifest: Manifest) -> str:
 
 
 def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
-    pattern = f"{corpus_dir.resolve()}/lang=*/*.{_ext(manifest)}"
+    # The path as the build was given it: a relative output stays relative (to where the build ran).
+    pattern = f"{corpus_dir}/lang=*/*.{_ext(manifest)}"
     builder = "parquet" if manifest.get("format") == "parquet" else "arrow"
     first = manifest["languages"][1] if len(manifest["languages"]) > 1 else manifest["languages"][0]
     return (

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -244,22 +245,26 @@ def work_dir(corpus_dir: str | Path) -> Path:
     return Path(corpus_dir) / WORK_DIR
 
 
-def _to_stage_row(record: Any) -> dict[str, Any]:
-    from polyqa.segment import split_sentences
+@lru_cache(maxsize=4096)  # passages repeat across their questions; bounded, so memory stays flat
+def split_sentences(passage: str, lang: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    from polyqa.segment import split_sentences as split
 
+    sentences = split(passage, lang)
+    return tuple(s.text for s in sentences), tuple(s.start for s in sentences)
+
+
+def _to_stage_row(record: Any) -> dict[str, Any]:
     english = record.english
     sentences, starts = english.sentences, english.sentence_starts
     if sentences is None:
-        split = split_sentences(english.passage, ENGLISH)
-        sentences, starts = [s.text for s in split], [s.start for s in split]
+        sentences, starts = map(list, split_sentences(english.passage, ENGLISH))
     translations = None
     if record.translations:
         out = {}
         for lang, text in record.translations.items():
             t_sentences, t_starts = text.sentences, text.sentence_starts
             if t_sentences is None:
-                split = split_sentences(text.passage, lang)
-                t_sentences, t_starts = [s.text for s in split], [s.start for s in split]
+                t_sentences, t_starts = map(list, split_sentences(text.passage, lang))
             out[lang] = {**asdict(text), "sentences": t_sentences, "sentence_starts": t_starts}
         translations = json.dumps(out, ensure_ascii=False)
     return {
