@@ -6,11 +6,11 @@ so a dot product is the cosine similarity. With a cache folder, embeddings
 are saved in blocks as they are computed and a rerun resumes from them.
 
 Scoring (LAReQA): queries are scored in chunks against the whole candidate
-pool (all languages, grouped by language). For each relevant candidate r of a
-query, one comparison ``scores >= s_r`` multiplied by a candidate-by-language
-one-hot matrix gives, per language, how many candidates score at least s_r:
-that is r's pessimistic rank inside each language block, and their sum its
-rank in the multilingual pool. Average precision, R@k and rank distance
+pool (all languages). For each relevant candidate r of a query we need, per
+language, how many candidates score at least s_r: that is r's pessimistic
+rank inside each language block, and their sum its rank in the multilingual
+pool. One ``searchsorted`` of every score among the query's few sorted
+relevant scores plus a per-language histogram gives all of them at once. Average precision, R@k and rank distance
 follow from these ranks (see ``metrics.py``) without sorting any score row.
 One pass therefore yields the monolingual, every cross-lingual pair and the
 multilingual numbers.
@@ -203,7 +203,7 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
     cands = torch.from_numpy(np.ascontiguousarray(c_emb, dtype=np.float32))
     queries = torch.from_numpy(np.ascontiguousarray(q_emb, dtype=np.float32))
     c_lang = torch.from_numpy(c_lang_np)
-    onehot = torch.nn.functional.one_hot(c_lang, n_lang).to(torch.float32)  # (candidates, languages)
+    c_lang32 = c_lang.to(torch.int32)
     n_q = len(benchmark.queries)
     ap_pool = np.full(n_q, np.nan)
     ap_lang = np.full((n_q, n_lang), np.nan)
@@ -219,14 +219,21 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
             safe = rel.clamp(min=0)
             rel_scores = scores.gather(1, safe)
             b, m = rel.shape
-            # per_lang_ge[q, j, L]: candidates of language L scoring >= the j-th relevant score.
-            per_lang_ge = torch.zeros((b, m, n_lang))
-            for j in range(m):
-                active = mask[:, j]
-                if not bool(active.any()):
-                    continue
-                ge = (scores >= rel_scores[:, j: j + 1]).to(torch.float32)
-                per_lang_ge[:, j] = ge @ onehot
+            # per_lang_ge[q, j, L]: candidates of language L scoring >= the j-th relevant score. One pass:
+            # each candidate's bucket among the query's sorted relevant scores, a histogram per
+            # (query, language, bucket), then a reverse cumulative sum; no score row is sorted.
+            thresholds = torch.where(mask, rel_scores, torch.full_like(rel_scores, float("inf")))
+            t_sorted, perm = torch.sort(thresholds, dim=1)
+            # bucket = #thresholds <= score (0..m), turned in place into a (query, language, bucket) cell id.
+            flat = torch.searchsorted(t_sorted, scores, right=True, out_int32=True)
+            flat.add_((c_lang32 * (m + 1)).unsqueeze(0))
+            flat.add_((torch.arange(b, dtype=torch.int32) * (n_lang * (m + 1))).unsqueeze(1))
+            hist = torch.bincount(flat.view(-1), minlength=b * n_lang * (m + 1)).view(b, n_lang, m + 1)
+            del flat
+            cum = hist.cumsum(-1)
+            ge_sorted = (cum[..., -1:] - cum[..., :m]).to(torch.float32)  # >= i-th smallest threshold
+            per_lang_ge = torch.empty_like(ge_sorted).scatter_(2, perm.unsqueeze(1).expand(-1, n_lang, -1), ge_sorted)
+            per_lang_ge = per_lang_ge.permute(0, 2, 1)  # (b, m, languages)
             rel_lang = c_lang[safe]  # (b, m)
             pool_rank = per_lang_ge.sum(-1)
             lang_rank = per_lang_ge.gather(2, rel_lang.unsqueeze(-1)).squeeze(-1)
