@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from polyqa.translate.convert import ModelNotFoundError, convert_hf_model, is_ct2_dir, resolve_model
+from polyqa.translate.convert import ModelNotFoundError, _convert, convert_hf_model, is_ct2_dir, resolve_model
 from polyqa.translate.engine import DecodingSettings, TranslationEngine
 
 
@@ -27,7 +27,8 @@ def test_quantization_keys_the_converted_dir(tiny_model, tmp_path):
     stamp = (int8.ct2_dir / "model.bin").stat().st_mtime_ns
     again = resolve_model(tiny_model.hf_dir, quantization="int8", models_dir=models)
     assert again == int8 and (again.ct2_dir / "model.bin").stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in models.iterdir()) == sorted([int8.ct2_dir.name, f32.ct2_dir.name])
+    converted = sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock"))
+    assert converted == sorted([int8.ct2_dir.name, f32.ct2_dir.name])
 
     # a CT2 folder is used in place, with the fingerprint recorded at conversion
     direct = resolve_model(int8.ct2_dir)
@@ -65,29 +66,31 @@ def test_fingerprint_follows_content_not_location(tiny_model, tmp_path):
 
 
 def test_concurrent_conversions_leave_one_complete_copy(tiny_model, tmp_path):
-    # Threads race through the same temp-dir + rename path that processes use;
-    # processes would add ~10 s of imports on 2 cores for no extra coverage.
     barrier = threading.Barrier(3)
 
-    def convert():
+    def convert(_):
         barrier.wait()
         return resolve_model(tiny_model.hf_dir, quantization="int8", models_dir=tmp_path).ct2_dir
 
     with ThreadPoolExecutor(3) as pool:
-        dirs = set(pool.map(lambda _: convert(), range(3)))
+        dirs = set(pool.map(convert, range(3)))
     assert len(dirs) == 1
     (ct2_dir,) = dirs
-    assert [p.name for p in tmp_path.iterdir()] == [ct2_dir.name]  # no temp leftovers
     assert is_ct2_dir(ct2_dir)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != ct2_dir.name and not p.name.endswith(".lock")]
+    assert leftovers == []  # no temp folders
 
 
 def test_losing_the_rename_race_keeps_the_winner(tiny_model, tmp_path):
+    # What a process that converted in parallel (without the file lock) meets at rename time.
     target = tmp_path / "model--int8"
-    convert_hf_model(tiny_model.hf_dir, target, "int8")
+    _convert(tiny_model.hf_dir, target, "int8")
     winner = (target / "model.bin").stat().st_mtime_ns
-    convert_hf_model(tiny_model.hf_dir, target, "int8")  # rename onto a complete copy fails: not an error
+    _convert(tiny_model.hf_dir, target, "int8")  # rename onto a complete copy fails: not an error
     assert (target / "model.bin").stat().st_mtime_ns == winner
     assert [p.name for p in tmp_path.iterdir()] == ["model--int8"]
+    convert_hf_model(tiny_model.hf_dir, target, "int8")  # with the lock: sees the copy, converts nothing
+    assert (target / "model.bin").stat().st_mtime_ns == winner
 
 
 def test_bad_model_arguments(tmp_path):

@@ -20,6 +20,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,13 +134,43 @@ def _download(model_id: str, revision: str | None) -> tuple[Path, str]:
     return local_path, local_path.name
 
 
+# transformers' model loading patches global state (meta-device init), so two
+# conversions in threads of one process corrupt each other: one at a time.
+_CONVERSION_LOCK = threading.Lock()
+
+
+@contextmanager
+def _conversion_lock(output_dir: Path):
+    """Process-wide lock plus an advisory file lock, so concurrent processes wait
+    for the first conversion instead of repeating it (the rename keeps it safe
+    even where file locks do not work, e.g. some network filesystems)."""
+    with _CONVERSION_LOCK:
+        lock_path = output_dir.parent / f".{output_dir.name}.lock"
+        with open(lock_path, "a") as handle:
+            try:
+                import fcntl
+
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no fcntl (Windows) or unsupported filesystem
+                pass
+            yield
+
+
 def convert_hf_model(hf_dir: Path, output_dir: Path, quantization: str) -> None:
     """Convert a local HF folder into ``output_dir`` (temp folder + rename; safe if raced)."""
-    import ctranslate2
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _conversion_lock(output_dir):
+        if is_ct2_dir(output_dir):
+            logger.info("%s was converted by another process meanwhile", output_dir)
+            return
+        _convert(hf_dir, output_dir, quantization)
+
+
+def _convert(hf_dir: Path, output_dir: Path, quantization: str) -> None:
+    import ctranslate2
+
     copy_files = [name for name in TOKENIZER_FILES if (hf_dir / name).is_file()]
     if "tokenizer.json" not in copy_files:
         raise FileNotFoundError(
@@ -190,16 +222,16 @@ def resolve_model(
                 f"{path}: neither a CTranslate2 model folder (model.bin + config.json) "
                 "nor a Hugging Face model folder (config.json)"
             )
-        hf_dir, model_name = path, str(path)
+        hf_dir, model_name, slug = path, str(path), path.name
         revision = "local-" + content_fingerprint(path)[:16]
     elif os.path.isabs(str(model)) or str(model).startswith((".", "~")):
         raise ModelNotFoundError(f"model folder not found: {model}")
     else:
-        model_name = str(model)
+        model_name = slug = str(model)
         hf_dir, revision = _download(model_name, revision)
 
     root = Path(models_dir).expanduser() if models_dir else default_models_dir()
-    ct2_dir = root / f"{_slug(model_name)}--{_slug(revision)}--{quantization}"
+    ct2_dir = root / f"{_slug(slug)}--{_slug(revision)}--{quantization}"
     if not is_ct2_dir(ct2_dir):
         convert_hf_model(hf_dir, ct2_dir, quantization)
     meta = _read_meta(ct2_dir)

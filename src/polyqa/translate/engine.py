@@ -161,7 +161,9 @@ class TranslationEngine:
                 f"{self.ct2_dir}: no tokenizer.json next to the CTranslate2 model; copy the Hugging Face "
                 "tokenizer files there (conversions made by polyqa do this)"
             )
-        self.tokenizer = AutoTokenizer.from_pretrained(self.ct2_dir)
+        # CT2's config.json has no model_type, which transformers 5 takes for an old
+        # Mistral tokenizer and warns about; NLLB tokenizers need no regex fix.
+        self.tokenizer = AutoTokenizer.from_pretrained(self.ct2_dir, fix_mistral_regex=False)
         self._backend = self.tokenizer.backend_tokenizer
         self.translator = ctranslate2.Translator(
             str(self.ct2_dir),
@@ -315,6 +317,9 @@ class TranslationEngine:
         finally:
             self._flush(src, pending)  # keep finished work even if a batch failed
             bar.close()
+        logger.info(
+            "translated %d segments from %s in %d batches (%d workers)", len(jobs), src, len(batches), self.num_workers
+        )
 
     def _submit(self, batch_jobs: list[tuple[str, str]], source_tokens: dict[str, list[str]]):
         sources = [source_tokens[s] for s, _ in batch_jobs]

@@ -33,7 +33,7 @@ class TinyModel:
     ct2_dir: Path
 
 
-def _train_sentencepiece(lines: list[str], vocab_size: int, seed: int) -> bytes:
+def train_sentencepiece(lines: list[str], vocab_size: int, seed: int) -> bytes:
     import sentencepiece as spm
 
     spm.set_random_generator_seed(seed)
@@ -57,8 +57,13 @@ def _train_sentencepiece(lines: list[str], vocab_size: int, seed: int) -> bytes:
     return model.getvalue()
 
 
-def build_tokenizer(spm_model: bytes):
-    """An NllbTokenizer with vocabulary ``<s> <pad> </s> <unk>``, the pieces, the language codes, ``<mask>``."""
+def build_tokenizer(spm_model: bytes, *, vocab_size: int | None = None):
+    """An NllbTokenizer with vocabulary ``<s> <pad> </s> <unk>``, the pieces, the language codes, ``<mask>``.
+
+    ``vocab_size`` pads the pieces with unreachable filler pieces (never produced
+    by tokenisation, but decodable) so the vocabulary has NLLB's real size
+    (256,206) for benchmarks, where the output projection dominates decoding.
+    """
     import sentencepiece as spm
     from transformers import NllbTokenizer
     from transformers.tokenization_utils_base import generate_merges
@@ -73,6 +78,14 @@ def build_tokenizer(spm_model: bytes):
     piece_vocab = {p: i for p, i in vocab.items() if i >= 4}
     # BPE scores are minus the merge rank: order merges by score, highest first.
     merges = generate_merges(piece_vocab, vocab_scores={p: scores[p] for p in piece_vocab})
+    if vocab_size is not None:
+        fillers = vocab_size - len(NLLB_CODES) - 1 - len(vocab)
+        if fillers < 0:
+            raise ValueError(f"vocab_size {vocab_size} is smaller than the {len(vocab) + len(NLLB_CODES) + 1} needed")
+        target, i = len(vocab) + fillers, 0
+        while len(vocab) < target:
+            vocab.setdefault(f"\u2581w{i}", len(vocab))
+            i += 1
     for code in NLLB_CODES:
         vocab[code] = len(vocab)
     vocab["<mask>"] = len(vocab)
@@ -141,7 +154,7 @@ def build_tiny_model(output_dir: str | os.PathLike, *, seed: int = 0, quantizati
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        tokenizer = build_tokenizer(_train_sentencepiece(sample_lines(), vocab_size=600, seed=seed))
+        tokenizer = build_tokenizer(train_sentencepiece(sample_lines(), vocab_size=600, seed=seed))
         model = build_hf_model(len(tokenizer), seed)
         hf_dir = tmp / "hf"
         model.save_pretrained(hf_dir)
