@@ -135,8 +135,8 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
         for strategy in config.strategies:
             for cap in config.languages_per_batch:
                 why = None
-                if strategy == "x-y" and n < 2:
-                    why = "x-y needs at least two languages"
+                if strategy in ("x-y", "hybrid") and n < 2:
+                    why = f"{strategy} batches pair different languages: needs at least two"
                 elif cap is not None and cap > n:
                     why = f"languages_per_batch {cap} > {n} training languages"
                 elif strategy == "x-x-mono" and cap not in (None, 1):
