@@ -144,6 +144,11 @@ def test_training_lowers_the_loss_and_writes_a_loadable_recorded_model(small_cor
     card = (result.model_dir / "README.md").read_text()
     assert "## polyqa training" in card and info["corpus_manifest_sha256"] in card
     assert "German" in card or "deu_Latn" in card
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["polyqa"]["languages"] == info["languages"] and "sentence-transformers" in front["tags"]
+    from polyqa.evaluate.report import training_languages  # the evaluation side reads it back
+
+    assert training_languages(str(result.model_dir)) == info["languages"]
 
     record = json.loads((tmp_path / "run" / RUN_RECORD_FILE).read_text())
     assert record["steps"] == 40 and record["examples_seen"] == 40 * 16
@@ -186,6 +191,8 @@ def test_resume_from_a_checkpoint_continues_the_same_batch_sequence(small_corpus
     resumed = train_retriever(_config(small_corpus, tmp_path / "cut", tiny_encoder, resume=True, **common)).record
     assert resumed["resumed_from"].endswith("checkpoint-4")
     assert resumed["global_step_start"] == 4 and resumed["steps"] == 3
+    assert resumed["totals"]["runs"] == 2 and resumed["totals"]["steps"] == 7
+    assert resumed["totals"]["examples_seen"] == whole["totals"]["examples_seen"] == 7 * 16
 
     assert len(whole["batches"]) == 7
     assert first["batches"] + resumed["batches"] == whole["batches"]
@@ -244,7 +251,7 @@ def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path):
         "max_steps": 2,
         "max_seq_length": 32,
     }
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):
         summary = module.train_retriever_flow(overrides=overrides)
     assert summary["steps"] == 2
     assert Path(summary["model_dir"], TRAINING_INFO_FILE).is_file()

@@ -310,6 +310,8 @@ def _trainer_classes():
     class PolyqaTrainer(SentenceTransformerTrainer):
         """Counts examples and tokens of every trained batch (and optionally keeps the batches)."""
 
+        data_collator_class = PairIndexCollator  # built by ST with the args' prompts and router mapping
+
         def __init__(self, *args, num_languages: int = 1, record_batches: bool = False, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.examples_seen = 0
@@ -391,8 +393,19 @@ def training_info(config: TrainConfig, pairs: TrainingPairs, extra: dict[str, An
 
 def _write_model_card_section(model_dir: Path, info: dict[str, Any]) -> None:
     """Append polyqa's own section to the card sentence-transformers wrote."""
+    import yaml
+
     card = model_dir / "README.md"
     text = card.read_text(encoding="utf-8") if card.exists() else ""
+    # Machine-readable too: a ``polyqa:`` mapping in the card's YAML front matter.
+    front = {
+        "polyqa": {
+            key: info[key]
+            for key in ("languages", "strategy", "alpha", "languages_per_batch", "corpus_manifest_sha256", "steps")
+        }
+    }
+    block = yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
+    text = f"---\n{block}{text[4:]}" if text.startswith("---\n") else f"---\n{block}---\n{text}"
     langs = ", ".join(f"{code} ({L.name(code)})" for code in info["languages"])
     section = (
         "\n\n## polyqa training\n\n"
@@ -445,6 +458,8 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
     model.model_card_data.language = _iso_languages(pairs.languages)
     model.model_card_data.train_datasets = [{"name": f"polyqa corpus {Path(config.corpus).name}"}]
     model.model_card_data.add_tags(["polyqa", f"batching-{config.strategy}"])
+    # Widget examples would be the first pair-dataset rows: one question in every language pair.
+    model.model_card_data.generate_widget_examples = False
     loss = build_loss(model, config)
 
     resume_from = find_resume_checkpoint(config)
@@ -473,16 +488,13 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
         disable_tqdm=True,
         **_precision_flags(config.precision),
     )
-    PairIndexCollator, PolyqaTrainer, MemoryCallback = _trainer_classes()
+    _, PolyqaTrainer, MemoryCallback = _trainer_classes()
     memory = MemoryCallback()
     trainer = PolyqaTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         loss=loss,
-        data_collator=PairIndexCollator(
-            preprocess_fn=model.preprocess, prompts=config.prompt_map() or {}
-        ),
         callbacks=[memory, *(callbacks or [])],
         num_languages=len(pairs.languages),
         record_batches=config.record_batches,
@@ -523,6 +535,23 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
                 )
         kinds = trainer.batch_kinds
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        # A resumed run adds to the runs before it: totals cover the whole training so far.
+        previous = {}
+        if resume_from and (out / RUN_RECORD_FILE).is_file():
+            try:
+                earlier = json.loads((out / RUN_RECORD_FILE).read_text(encoding="utf-8"))
+            except ValueError:
+                earlier = {}
+            if int(earlier.get("global_step", -1)) <= step_start:
+                previous = earlier.get("totals") or {}
+        world = int(trainer.args.world_size)
+        totals = {
+            "runs": int(previous.get("runs", 0)) + 1,
+            "steps": int(previous.get("steps", 0)) + steps,
+            "examples_seen": int(previous.get("examples_seen", 0)) + trainer.examples_seen * world,
+            "tokens_seen": int(previous.get("tokens_seen", 0)) + trainer.tokens_seen * world,
+            "wall_seconds": float(previous.get("wall_seconds", 0.0)) + wall,
+        }
         record = {
             "run_id": run_id,
             "started_utc": started.isoformat(),
@@ -542,7 +571,8 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
             "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "cuda_max_allocated_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "num_processes": int(trainer.args.world_size),
+            "num_processes": world,  # examples/tokens above are this process's; totals scale by it
+            "totals": totals,
             "batches_per_epoch": len(planner),
             "batch_kinds": dict(kinds),
             "training_loss_first": losses[0] if losses else None,
