@@ -118,11 +118,16 @@ def test_squad_json_from_url(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/sample.json"
-        kept, _, _ = normalise({"kind": "squad_json", "path": url, "name": "web"})
+        base = f"http://127.0.0.1:{server.server_port}"
+        kept, _, _ = normalise({"kind": "squad_json", "path": f"{base}/sample.json", "name": "web"})
+        (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "Q?", "passage": "A b.", "answers": ["b"]}))
+        lines, _, _ = normalise({"kind": "jsonl", "path": f"{base}/qa.jsonl"})
+        with pytest.raises(SourceError, match="missing.json: cannot read: HTTP Error 404"):
+            list(open_source({"kind": "squad_json", "path": f"{base}/missing.json"}))
     finally:
         server.shutdown()
     assert len(kept) == 2 and kept[0].source == "web"
+    assert lines[0].english.answer_start == 2
 
 
 def test_jsonl_source_with_string_answers_and_bad_lines(tmp_path):

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache

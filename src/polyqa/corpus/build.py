@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import threading
@@ -39,7 +38,7 @@ import yaml
 
 from polyqa import languages as L
 from polyqa.corpus.manifest import Manifest, code_version
-from polyqa.corpus.schema import PROJECTION_NONE, PROJECTION_SOURCE, SCHEMA_VERSION
+from polyqa.corpus.schema import PROJECTION_SOURCE, SCHEMA_VERSION
 from polyqa.corpus.writer import QuarantineWriter, atomic_write_bytes, write_shard
 from polyqa.quality import QualityThresholds, project_answer, score_text
 
@@ -668,6 +667,3 @@ def build_corpus(config: BuildConfig | Mapping[str, Any] | str | Path | None, co
             bar.close()
     return finalize(manifest, corpus_dir, config, run_seconds=time.perf_counter() - started, cards_dir=cards_dir)
 
-
-def n_shards_for(records: int, shard_rows: int) -> int:
-    return max(1, math.ceil(records / shard_rows))

@@ -59,14 +59,22 @@ def iter_mapped(rows: Iterator[tuple[int, Any]], *, location: str, name: str, li
         )
 
 
-def _read_lines(path: str) -> Iterator[tuple[int, Any]]:
-    opener = open
-    if "://" in path:
+def _open_text(path: str):
+    if path.startswith(("http://", "https://")):
+        import io
+        import urllib.request
+
+        return io.TextIOWrapper(urllib.request.urlopen(path, timeout=60), encoding="utf-8")
+    if "://" in path:  # other remote file systems (s3://, gs://, ...) through fsspec
         import fsspec
 
-        opener = fsspec.open  # type: ignore[assignment]
+        return fsspec.open(path, "rt", encoding="utf-8").open()
+    return open(path, encoding="utf-8")
+
+
+def _read_lines(path: str) -> Iterator[tuple[int, Any]]:
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        with _open_text(path) as f:
             for row, line in enumerate(f):
                 if not line.strip():
                     continue
@@ -76,6 +84,8 @@ def _read_lines(path: str) -> Iterator[tuple[int, Any]]:
                     yield row, _BadLine(f"invalid JSON at column {exc.colno}: {exc.msg}", line)
     except FileNotFoundError:
         raise SourceError(path, "file not found") from None
+    except OSError as exc:  # urllib errors (HTTP status, connection) are OSErrors
+        raise SourceError(path, f"cannot read: {exc}") from None
 
 
 class _BadLine(str):
