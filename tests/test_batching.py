@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,6 +215,20 @@ def test_training_pairs_skip_and_count_unusable_rows(small_corpus):
         assert not pairs.usable[SMALL_CORPUS_FAILING["de"], de].any()
         assert pairs.usable[SMALL_CORPUS_UNPROJECTED["es"], es].all() == (positive == "passage")
         assert int(pairs.usable.sum()) == pairs.num_questions * len(langs) - pairs.skipped_total
+        table = pairs.skipped_table().to_pylist()
+        assert len(table) == pairs.skipped_total
+        # Two shards of 120 rows each: language row 120 is row 0 of the second shard.
+        failing = [r for r in table if r["reason"].startswith(SKIP_QUALITY)]
+        assert [(Path(r["source"]).name, r["row"], r["field"]) for r in failing] == [
+            ("part-00000-of-00002.arrow", 3, "quality_pass"),
+            ("part-00000-of-00002.arrow", 50, "quality_pass"),
+            ("part-00000-of-00002.arrow", 100, "quality_pass"),
+        ]
+        assert all("lang=deu_Latn" in r["source"] for r in failing)
+        unprojected = [(Path(r["source"]).name, r["row"], r["field"]) for r in table if r not in failing]
+        if positive == "sentence":
+            assert unprojected == [("part-00000-of-00002.arrow", 7, "answer_sentence"),
+                                   ("part-00001-of-00002.arrow", 0, "answer_sentence")]
 
 
 def test_sentence_positive_is_the_answer_sentence(small_corpus, xquad_r_dir):

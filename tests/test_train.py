@@ -159,6 +159,9 @@ def test_training_lowers_the_loss_and_writes_a_loadable_recorded_model(small_cor
     assert record["skipped_rows"]["deu_Latn"]["quality_pass_false"] == 3
     assert record["skipped_rows"]["spa_Latn"]["null_positive"] == 2
     assert record["skipped_rows_total"] == 5
+    import pyarrow.feather as feather
+
+    assert feather.read_table(record["skipped_rows_file"]).num_rows == 5
     assert set(record["batch_kinds"]) <= {"x-x-mono", "x-y"} and sum(record["batch_kinds"].values()) == 40
     assert record["settings"]["learning_rate"] == 5e-3
 

@@ -28,7 +28,8 @@ discarding the first ``k`` batches (``accelerate.skip_first_batches``), and
 
 Rows whose ``quality_pass`` is false, or whose positive is null (unprojected
 answer sentence), are not usable in their language; they are counted in
-``TrainingPairs.skipped`` and never drawn.
+``TrainingPairs.skipped``, listed by ``TrainingPairs.skipped_table()`` (shard
+file, row, field, reason: the quarantine schema) and never drawn.
 
 The pieces:
 
@@ -45,6 +46,7 @@ The pieces:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,8 @@ class TrainingPairs:
     positive: str = "passage"
     negatives: list[pa.Array] | None = None
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per language: (row indices, reason per row) of the rows not used.
+    skipped_rows: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
 
     @property
     def num_questions(self) -> int:
@@ -103,6 +107,26 @@ class TrainingPairs:
     def usable_counts(self) -> dict[str, int]:
         return {lang: int(self.usable[:, k].sum()) for k, lang in enumerate(self.languages)}
 
+    def skipped_table(self) -> pa.Table:
+        """The skipped rows as a quarantine table (QUARANTINE_SCHEMA): shard file, row, field, reason."""
+        from polyqa.corpus.schema import QUARANTINE_SCHEMA
+
+        fields_of = {SKIP_QUALITY: "quality_pass", SKIP_NULL_POSITIVE: POSITIVE_FIELD[self.positive],
+                     SKIP_NO_HARD_NEGATIVE: "sentences" if self.positive == "sentence" else "title"}
+        out: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
+        for lang, (rows, reasons) in self.skipped_rows.items():
+            if not len(rows):
+                continue
+            shards = _shard_starts(self.corpus_dir, lang)
+            for row, reason in zip(rows.tolist(), reasons):
+                path, start = next((p, s) for p, s in reversed(shards) if s <= row)
+                out["source"].append(str(path))
+                out["row"].append(row - start)
+                out["field"].append(fields_of[reason])
+                out["reason"].append(f"{reason}: not used for training")
+                out["record"].append(json.dumps({"qa_id": self.qa_ids[row].as_py(), "lang": lang}))
+        return pa.table(out, schema=QUARANTINE_SCHEMA)
+
     def text(self, i: int, a: int, b: int) -> dict[str, str]:
         """The texts of pair ``(i, a, b)``."""
         row = {"anchor": self.questions[a][i].as_py(), "positive": self.positives[b][i].as_py()}
@@ -111,17 +135,24 @@ class TrainingPairs:
         return row
 
 
-def _locate(corpus_dir: str | Path, lang: str, row: int) -> str:
-    """Name the shard file and row of a row index within one language (shard order)."""
+POSITIVE_FIELD = {"passage": "passage", "sentence": "answer_sentence"}
+
+
+def _shard_starts(corpus_dir: str | Path, lang: str) -> list[tuple[Path, int]]:
+    """(shard path, index of its first row within the language) in shard order."""
     import pyarrow.dataset as ds
 
-    start = 0
+    out, start = [], 0
     for path in reader.shard_paths(corpus_dir, lang):
-        rows = ds.dataset(str(path), format="parquet" if path.suffix == ".parquet" else "arrow").count_rows()
-        if row < start + rows:
-            return f"{path}, row {row - start}"
-        start += rows
-    return f"{corpus_dir} lang={lang}, row {row}"
+        out.append((path, start))
+        start += ds.dataset(str(path), format="parquet" if path.suffix == ".parquet" else "arrow").count_rows()
+    return out
+
+
+def _locate(corpus_dir: str | Path, lang: str, row: int) -> str:
+    """Name the shard file and row of a row index within one language (shard order)."""
+    path, start = next((p, s) for p, s in reversed(_shard_starts(corpus_dir, lang)) if s <= row)
+    return f"{path}, row {row - start}"
 
 
 def _sentence_positives(table: pa.Table) -> tuple[pa.Array, np.ndarray]:
@@ -201,6 +232,7 @@ def load_training_pairs(
     qa_ids = None
     questions, positives, negatives, masks = [], [], [], []
     skipped: dict[str, dict[str, int]] = {}
+    skipped_rows: dict[str, tuple[np.ndarray, list[str]]] = {}
     for lang in langs:
         table = reader.read_language(corpus_dir, lang, columns=columns)
         ids = table.column("qa_id").combine_chunks()
@@ -237,12 +269,16 @@ def load_training_pairs(
             SKIP_NULL_POSITIVE: int((quality_ok & ~pos_ok).sum()),
         }
         usable = quality_ok & pos_ok
+        why = np.where(~quality_ok, SKIP_QUALITY, np.where(~pos_ok, SKIP_NULL_POSITIVE, ""))
         if hard_negatives:
             neg, neg_ok = (_sentence_negatives if positive == "sentence" else _passage_negatives)(table)
             reasons[SKIP_NO_HARD_NEGATIVE] = int((usable & ~neg_ok).sum())
+            why = np.where(usable & ~neg_ok, SKIP_NO_HARD_NEGATIVE, why)
             usable &= neg_ok
             negatives.append(neg)
         skipped[lang] = reasons
+        rows = np.flatnonzero(~usable)
+        skipped_rows[lang] = (rows, [str(x) for x in why[rows]])
         questions.append(table.column("question").combine_chunks())
         positives.append(pos)
         masks.append(usable)
@@ -256,6 +292,7 @@ def load_training_pairs(
         positive=positive,
         negatives=negatives if hard_negatives else None,
         skipped=skipped,
+        skipped_rows=skipped_rows,
     )
 
 

@@ -18,7 +18,9 @@ little memory), and writes into ``output_dir``:
   trained on).
 - ``run_record.json`` (one per run, also ``run_record-<run_id>.json``):
   examples and tokens seen, steps, wall seconds, examples per second, peak
-  memory, skipped rows and all settings, for the language-scaling study.
+  memory, skipped rows and all settings, for the language-scaling study;
+  ``skipped_rows-<run_id>.arrow`` lists the rows not used (quarantine schema:
+  shard file, row, field, reason).
 
 Several GPUs: the trainer's own data parallelism. Launch the same command
 with ``torchrun --nproc_per_node N -m polyqa.cli train --config FILE`` (or
@@ -594,6 +596,12 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
         }
         if batches is not None:
             record["batches"] = batches
+        if pairs.skipped_total:
+            import pyarrow.feather as feather
+
+            skipped_path = out / f"skipped_rows-{run_id}.arrow"
+            feather.write_feather(pairs.skipped_table(), str(skipped_path), compression="zstd")
+            record["skipped_rows_file"] = str(skipped_path)
         text = json.dumps(record, indent=2, default=str) + "\n"
         (out / f"run_record-{run_id}.json").write_text(text, encoding="utf-8")
         (out / RUN_RECORD_FILE).write_text(text, encoding="utf-8")
