@@ -120,8 +120,16 @@ def _download(model_id: str, revision: str | None) -> tuple[Path, str]:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
+    patterns = list(HUB_PATTERNS)
+    try:  # NLLB repos may hold both weight formats: fetch one (2.4 GB each for 600M)
+        from huggingface_hub import list_repo_files
+
+        if any(name.endswith(".safetensors") for name in list_repo_files(model_id, revision=revision)):
+            patterns.remove("pytorch_model*.bin")
+    except Exception:  # offline or unknown repo: snapshot_download below says what is wrong
+        pass
     try:
-        local = snapshot_download(model_id, revision=revision, allow_patterns=HUB_PATTERNS)
+        local = snapshot_download(model_id, revision=revision, allow_patterns=patterns)
     except HFValidationError as exc:
         raise ModelNotFoundError(f"{model_id!r} is not a model folder and not a valid hub id: {exc}") from exc
     except Exception as exc:  # offline, unknown repo, gated: say what was tried
