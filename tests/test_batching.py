@@ -192,6 +192,8 @@ def test_impossible_configurations_are_refused_with_a_reason():
         BatchPlanner(usable, LANG_POOL[:3], 8, BatchingConfig(strategy=MONO))
     with pytest.raises(ValueError, match="strategy must be one of"):
         BatchingConfig(strategy="mono")
+    with pytest.raises(ValueError, match="only one language has a positive weight"):
+        BatchPlanner(usable, LANG_POOL[:3], 4, BatchingConfig(strategy=XY, language_weights={"eng_Latn": 1}))
     with pytest.raises(ValueError, match="not trained on"):
         BatchPlanner(usable, LANG_POOL[:3], 8, BatchingConfig(strategy=XX, language_weights={"fra_Latn": 1}))
     # Hybrid with alpha 1 is pure x-x-mono: one language is enough.

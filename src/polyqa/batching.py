@@ -375,6 +375,11 @@ class BatchPlanner:
                 f"language(s) {self.languages}"
             )
         self.weights = self._language_weights(config.language_weights)
+        if needs_pairs and int((self.weights > 0).sum()) < 2:
+            raise ValueError(
+                f"strategy {config.strategy} needs x-y batches, but only one language has a "
+                f"positive weight: {dict(zip(self.languages, self.weights.tolist()))}"
+            )
         counts = usable.sum(axis=1)
         self._eligible = np.flatnonzero(counts >= (2 if config.strategy == XY else 1))
         if config.strategy == MONO or (config.strategy == HYBRID and config.alpha > 0):
