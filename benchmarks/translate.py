@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--max-batch-tokens", type=int, default=None)
     parser.add_argument("--hf-batch-size", type=int, default=16)
+    parser.add_argument("--skip-hf", action="store_true", help="skip the transformers comparison (section 1)")
+    parser.add_argument(
+        "--compare-threads",
+        action="store_true",
+        help="also time the engine's default threads (cores x 1) against CTranslate2's usual 1 x cores",
+    )
     args = parser.parse_args(argv)
     new_tokens = args.new_tokens or (12 if args.quick else 24)
     n_passages = args.passages or (10 if args.quick else 64)
@@ -207,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, float] = {}
     details: dict[str, dict] = {}
-    for beam in (1, 4):
+    for beam in () if args.skip_hf else (1, 4):
         hf_times, ct2_times = [], []
         for r in range(repeats):
             seconds, hf_lengths = timed(lambda: hf_translate(beam))
@@ -258,16 +264,48 @@ def main(argv: list[str] | None = None) -> int:
 
     raw_times, pipe_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(max(repeats, 2)):
-            seconds, raw_tokens = timed(raw)
-            raw_times.append(seconds)
-            seconds, pipe_tokens = timed(lambda: pipeline(Path(tmp) / f"cold-{r}.sqlite"))
-            pipe_times.append(seconds)
+        # ABBA order: a drift in machine load (shared cores) hits both sides alike
+        for r in range(max(repeats, 2) * 2):
+            first_raw = r % 4 in (0, 3)
+            for kind in ("raw", "pipeline") if first_raw else ("pipeline", "raw"):
+                if kind == "raw":
+                    seconds, raw_tokens = timed(raw)
+                    raw_times.append(seconds)
+                else:
+                    seconds, pipe_tokens = timed(lambda: pipeline(Path(tmp) / f"cold-{r}.sqlite"))
+                    pipe_times.append(seconds)
             log(f"end to end repeat {r}: raw {raw_times[-1]:.1f} s, pipeline {pipe_times[-1]:.1f} s")
     if raw_tokens != pipe_tokens or raw_tokens != new_tokens * len(sentences):
         raise SystemExit(f"token counts differ: raw {raw_tokens}, pipeline {pipe_tokens}")
     results["pipeline_vs_raw"] = round(statistics.median(raw_times) / statistics.median(pipe_times), 2)
     details["end_to_end_beam4"] = {"raw_s": raw_times, "pipeline_s": pipe_times}
+
+    if args.compare_threads:
+        cores = available_cores()
+        one_worker = ctranslate2.Translator(str(engine.ct2_dir), inter_threads=1, intra_threads=cores)
+        default_times, single_times = [], []
+        for r in range(max(repeats, 2)):
+            seconds, _ = timed(raw)
+            default_times.append(seconds)
+            seconds, _ = timed(
+                lambda: one_worker.translate_batch(
+                    pre_tokenised,
+                    target_prefix=[["deu_Latn"]] * len(pre_tokenised),
+                    max_batch_size=max_batch_tokens,
+                    batch_type="tokens",
+                    beam_size=beam,
+                    max_decoding_length=new_tokens + 1,
+                    min_decoding_length=new_tokens + 1,
+                )
+            )
+            single_times.append(seconds)
+            log(f"threads repeat {r}: {engine.inter_threads}x{engine.intra_threads} {default_times[-1]:.1f} s, "
+                f"1x{cores} {single_times[-1]:.1f} s")
+        results["threads_default_vs_1xcores"] = round(
+            statistics.median(single_times) / statistics.median(default_times), 2
+        )
+        details["threads_beam4"] = {"default_s": default_times, "one_worker_s": single_times}
+        del one_worker
     engine.close()
 
     summary = {
