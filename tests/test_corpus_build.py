@@ -296,3 +296,39 @@ def test_import_parallel_command(tmp_path, xquad_r_dir, capsys):
     assert validate_corpus(tmp_path / "xq").rows == {"eng_Latn": 1185, "arb_Arab": 1185}
     card = (tmp_path / "cards" / "xquad-r.md").read_text()
     assert "cc-by-sa-4.0" in card and "duplicate question" in card
+
+
+def test_changed_sources_are_not_mixed_with_old_shards(built, tmp_path):
+    corpus, config, _ = built
+    copy = copy_corpus(corpus, tmp_path)
+    manifest = Manifest.load(copy)
+    manifest["complete"] = False  # as if killed before finishing; then the source changed
+    manifest.save(copy)
+    source = Path(config["sources"][0]["path"])
+    changed = dict(config, sources=[dict(config["sources"][0], path=str(tmp_path / "changed.json"))])
+    data = json.loads(source.read_text())
+    data["data"][0]["paragraphs"][0]["qas"][0]["question"] = "What guides ships at night?"
+    (tmp_path / "changed.json").write_text(json.dumps(data))
+    changed["sources"][0]["name"] = config["sources"][0]["name"]
+    # same config fingerprint would be needed to resume; a different path is another config
+    with pytest.raises(B.CorpusConflictError):
+        B.build_corpus(changed, copy)
+    source_backup = source.read_text()
+    try:
+        source.write_text(json.dumps(data))  # same config, other content
+        rebuilt = B.build_corpus(config, copy)
+    finally:
+        source.write_text(source_backup)
+    assert validate_corpus(copy).ok
+    assert rebuilt["records_sha256"] != Manifest.load(corpus)["records_sha256"]
+    questions = read_language(copy, "eng_Latn").column("question").to_pylist()
+    assert "What guides ships at night?" in questions
+
+
+def test_writer_refuses_bad_rows_and_leaves_no_files(tmp_path):
+    row = {name: None for name in CORPUS_SCHEMA.names}
+    with pytest.raises(ValueError, match="do not fit the corpus schema: .*'qa_id' with null values"):
+        write_shard(tmp_path, pa.Table.from_pylist([row], schema=CORPUS_SCHEMA), lang="deu_Latn", index=0, total=1)
+    with pytest.raises(ValueError, match="rows do not fit the corpus schema"):
+        write_shard(tmp_path, [{"qa_id": 3}], lang="deu_Latn", index=0, total=1)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -275,13 +275,50 @@ def _to_stage_row(record: Any) -> dict[str, Any]:
     }
 
 
+def _stage_records(config: BuildConfig, corpus_dir: Path, stage_tmp: Path, normalizer: Any,
+                   log: Callable[[str], None]) -> tuple[int, int, list[dict[str, Any]], int, dict[str, int]]:
+    """Normalise every source into the staging file (one batch per shard) and the quarantine."""
+    from polyqa.sources.base import Quarantined, open_source, resolve_spec, source_name
+
+    sources: list[dict[str, Any]] = []
+    buffer: list[dict[str, Any]] = []
+    n_shards = records = 0
+    with QuarantineWriter(corpus_dir) as quarantine, pa.OSFile(str(stage_tmp), "wb") as sink, \
+            ipc.new_file(sink, STAGE_SCHEMA) as stage:
+        for spec in config.sources:
+            resolved = resolve_spec(spec)
+            before = normalizer.stats()
+            for out in normalizer(open_source(resolved)):
+                if isinstance(out, Quarantined):
+                    quarantine.add(out.as_row())
+                    continue
+                buffer.append(_to_stage_row(out))
+                records += 1
+                if len(buffer) >= config.shard_rows:  # only one shard of records is ever held
+                    stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
+                    buffer, n_shards = [], n_shards + 1
+                    log(f"ingest: {records} records staged")
+            after = normalizer.stats()
+            location = resolved.get("path") or resolved.get("dataset") or resolved.get("load_from_disk")
+            sources.append({
+                "name": source_name(spec), "kind": resolved["kind"], "license": resolved.get("license"),
+                "location": str(location),
+                **{k: after[k] - before[k] for k in ("read", "kept", "quarantined", "duplicates", "leakage_excluded")},
+            })
+        if buffer:
+            stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
+            n_shards += 1
+        quarantine_rows, reasons = quarantine.rows, dict(quarantine.reasons)
+    return records, n_shards, sources, quarantine_rows, reasons
+
+
 def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Stream the sources into staged shards of English records; returns the ingest summary.
 
     Reuses a finished ingest of the same configuration (resume).
     """
+    from polyqa.corpus.writer import sha256_file
     from polyqa.normalize import LeakageGuard, Normalizer
-    from polyqa.sources.base import Quarantined, open_source, resolve_spec, source_name
 
     corpus_dir = Path(corpus_dir)
     work = work_dir(corpus_dir)
@@ -298,36 +335,12 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
     normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else (),
                             dedup_questions=config.dedup_questions)
     stage_tmp = work / f".{STAGE_FILE}.tmp-{os.getpid()}"
-    sources = []
-    buffer: list[dict[str, Any]] = []
-    n_shards = records = 0
-    with QuarantineWriter(corpus_dir) as quarantine, pa.OSFile(str(stage_tmp), "wb") as sink, \
-            ipc.new_file(sink, STAGE_SCHEMA) as stage:
-        for spec in config.sources:
-            resolved = resolve_spec(spec)
-            name = source_name(spec)
-            before = normalizer.stats()
-            for out in normalizer(open_source(resolved)):
-                if isinstance(out, Quarantined):
-                    quarantine.add(out.as_row())
-                    continue
-                buffer.append(_to_stage_row(out))
-                records += 1
-                if len(buffer) >= config.shard_rows:
-                    stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
-                    buffer, n_shards = [], n_shards + 1
-                    log(f"ingest: {records} records staged")
-            after = normalizer.stats()
-            sources.append({
-                "name": name, "kind": resolved["kind"], "license": resolved.get("license"),
-                "location": str(resolved.get("path") or resolved.get("dataset") or resolved.get("load_from_disk")),
-                **{k: after[k] - before[k] for k in ("read", "kept", "quarantined", "duplicates", "leakage_excluded")},
-            })
-        if buffer:
-            stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
-            n_shards += 1
-        quarantine_rows, reasons = quarantine.rows, dict(quarantine.reasons)
-    os.replace(stage_tmp, work / STAGE_FILE)
+    try:
+        records, n_shards, sources, quarantine_rows, reasons = _stage_records(
+            config, corpus_dir, stage_tmp, normalizer, log)
+        os.replace(stage_tmp, work / STAGE_FILE)
+    finally:
+        stage_tmp.unlink(missing_ok=True)  # only left behind when staging failed
     if records == 0:
         raise ValueError(f"no usable records in the configured sources ({quarantine_rows} quarantined; "
                          f"see {corpus_dir / 'quarantine.arrow'})")
@@ -335,6 +348,8 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
     info = {
         "config_fingerprint": config.fingerprint(), "records": records, "n_shards": n_shards,
         "shard_rows": config.shard_rows, "sources": sources,
+        # Identifies the staged English records: shards built from other records are not reused.
+        "records_sha256": sha256_file(work / STAGE_FILE),
         "filters": {**{k: v for k, v in stats.items() if k != "kept_by_source"},
                     "leakage_guard_files": list(config.exclude_passages_from),
                     "leakage_guard_passages": len(guard.keys) if guard else 0},
@@ -536,13 +551,15 @@ def open_manifest(corpus_dir: str | Path, config: BuildConfig, ingest_info: Mapp
         manifest = Manifest()
         manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["build_seconds"] = 0.0
-    if manifest.get("n_shards") not in (None, ingest_info["n_shards"]):
-        manifest.data["shards"] = []  # shard count changed (sources changed): nothing to reuse
+    if manifest.get("n_shards") not in (None, ingest_info["n_shards"]) or \
+            manifest.get("records_sha256") not in (None, ingest_info.get("records_sha256")):
+        manifest.data["shards"] = []  # the sources gave other records: no shard can be reused
     manifest.data.update({
         "name": config.name, "schema_version": SCHEMA_VERSION, "config_fingerprint": config.fingerprint(),
         "config": config.as_dict(), "languages": config.all_languages, "format": config.format,
         "compression": config.compression, "n_shards": ingest_info["n_shards"],
         "shard_rows": config.shard_rows, "records": ingest_info["records"],
+        "records_sha256": ingest_info.get("records_sha256"),
         "sources": ingest_info["sources"], "filters": ingest_info["filters"],
         "quarantine": {**ingest_info["quarantine"], "file": "quarantine.arrow"},
         "code_version": code_version(), "complete": False,

@@ -79,11 +79,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def to_corpus_table(rows: list[Mapping[str, Any]] | pa.Table) -> pa.Table:
     """Rows as a table of exactly CORPUS_SCHEMA (raises naming the column on a mismatch)."""
-    if isinstance(rows, pa.Table):
-        return rows.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
     try:
+        if isinstance(rows, pa.Table):
+            return rows.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
         return pa.Table.from_pylist(list(rows), schema=CORPUS_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, ValueError) as exc:
         raise ValueError(f"rows do not fit the corpus schema: {exc}") from exc
 
 
