@@ -78,3 +78,26 @@ def test_thresholds_from_config_reject_unknown_keys():
     assert QualityThresholds.from_config({"max_repetition": 0.2}).max_repetition == 0.2
     with pytest.raises(ValueError, match="unknown quality thresholds"):
         QualityThresholds.from_config({"max_repetitions": 0.2})
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORDS = st.lists(st.sampled_from(["Alpha", "beta", "GAMMA", "delta,", "épsilon", "zeta.", "eta", "(theta)", "11"]),
+                 min_size=1, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(WORDS, st.data())
+def test_projection_finds_every_span_of_the_passage(words, data):
+    passage = " ".join(words)
+    i = data.draw(st.integers(0, len(words) - 1))
+    j = data.draw(st.integers(i + 1, len(words)))
+    answer = " ".join(words[i:j])
+    exact = project_answer(answer, passage)
+    assert exact.kind == PROJECTION_EXACT and passage[exact.start:exact.start + len(answer)] == answer
+    # changed case and punctuation: still found, and the returned span is the passage's own text
+    variant = project_answer(answer.upper().replace(",", "").replace(".", ""), passage)
+    assert variant.kind in (PROJECTION_EXACT, PROJECTION_NORMALIZED, PROJECTION_FUZZY)
+    assert passage[variant.start:variant.start + len(variant.text)] == variant.text
+    assert normalize_text(variant.text) == normalize_text(answer) or variant.kind == PROJECTION_FUZZY
