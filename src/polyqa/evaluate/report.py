@@ -291,7 +291,7 @@ def plot_heatmap(result: dict, path: str | Path) -> None:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("candidate language")
     ax.set_ylabel("query language")
-    ax.set_title(f"{result['benchmark']} cross-lingual mAP\n{Path(str(result['model'])).name}", fontsize=9)
+    ax.set_title(f"{result['benchmark']} mAP, query x candidate language (diagonal: monolingual)\n{Path(str(result['model'])).name}", fontsize=9)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             if not np.isnan(mat[i, j]):
