@@ -8,8 +8,9 @@ manifest is updated after each written shard, so a crashed or cancelled run
 resumes: shards whose checksum verifies are skipped.
 
 Tasks run on Prefect's thread pool by default, or on Dask through
-prefect-dask: ``dask_address="tcp://..."`` for an existing cluster, or
-``dask={"n_workers": 2, "threads_per_worker": 1}`` for a LocalCluster.
+prefect-dask: ``dask_address="tcp://..."`` for an existing cluster,
+``dask_workers=2`` for a LocalCluster of single-threaded workers, or
+``dask={"n_workers": 2, "processes": False}`` for any LocalCluster arguments.
 
     python flows/build_corpus.py --output out/default-corpus   # a local run
     prefect deployment run build-corpus/default --watch         # via a server (see prefect.yaml)
@@ -70,14 +71,16 @@ def build_shards(config: dict[str, Any], output: str, todo: list[tuple[int, str]
     return done
 
 
-def _task_runner(dask_address: str | None, dask: dict[str, Any] | None):
-    if not dask_address and not dask:
+def _task_runner(dask_address: str | None, dask: dict[str, Any] | None, dask_workers: int):
+    if not dask_address and not dask and not dask_workers:
         return None
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(cluster_kwargs=dict(dask))
+    # One single-threaded worker process per core is what suits CTranslate2 on small machines.
+    cluster = dict(dask or {"n_workers": dask_workers, "threads_per_worker": 1})
+    return DaskTaskRunner(cluster_kwargs=cluster)
 
 
 @flow(name="build-corpus", log_prints=True)
@@ -87,9 +90,15 @@ def build_corpus(
     overwrite: bool = False,
     cards_dir: str | None = None,
     dask_address: str | None = None,
+    dask_workers: int = 0,
     dask: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build (or resume) a corpus into ``output`` from a YAML config path, a config dict, or the default."""
+    """Build (or resume) a corpus into ``output`` from a YAML config path, a config dict, or the default.
+
+    Tasks run on Prefect's thread pool, or on Dask: ``dask_address`` of a running scheduler,
+    ``dask_workers=N`` for a local cluster of N single-threaded workers, or ``dask`` with
+    LocalCluster keyword arguments.
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     cfg = B.load_config(config)
@@ -105,7 +114,7 @@ def build_corpus(
     logger.info(f"{info['records']} records, {info['n_shards']} shards x {len(cfg.all_languages)} languages: "
                 f"{total - len(todo)} done, {len(todo)} to build")
     if todo:
-        runner = _task_runner(dask_address, dask)
+        runner = _task_runner(dask_address, dask, dask_workers)
         shards_flow = build_shards.with_options(task_runner=runner) if runner is not None else build_shards
         shards_flow(config_dict, output, todo, info["n_shards"])
     manifest = B.finalize(Manifest.load(output), output, cfg, run_seconds=time.perf_counter() - started,
@@ -128,4 +137,4 @@ if __name__ == "__main__":
     parser.add_argument("--dask-workers", type=int, default=0, help="run tasks on a local Dask cluster")
     args = parser.parse_args()
     print(build_corpus(output=args.output, config=args.config, overwrite=args.overwrite,
-                       dask={"n_workers": args.dask_workers, "threads_per_worker": 1} if args.dask_workers else None))
+                       dask_workers=args.dask_workers))

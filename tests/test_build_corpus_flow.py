@@ -50,13 +50,14 @@ async def _task_run_names(flow_run_name_prefix: str = "translate-shard") -> list
 def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module):
     from prefect.testing.utilities import prefect_test_harness
 
+    from distributed import LocalCluster
+
     config = small_config(tmp_path, tiny_model)
     output = str(tmp_path / "corpus")
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = flow_module.build_corpus(
-            output=output, config=config,
-            dask={"n_workers": 1, "processes": False, "threads_per_worker": 2},
-        )
+    with prefect_test_harness(server_startup_timeout=120), \
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        # an existing cluster by address (as with docker/compose.yaml's scheduler)
+        summary = flow_module.build_corpus(output=output, config=config, dask_address=cluster.scheduler_address)
         names = asyncio.run(_task_run_names())
         assert summary["rows"] == 60 and summary["n_shards"] == 2
         assert validate_corpus(output).ok
@@ -65,12 +66,14 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
                                for lang in ("eng_Latn", "deu_Latn", "fra_Latn"))
         before = Manifest.load(output)
 
-        # a lost shard is rebuilt by the next run (thread pool this time); the rest is kept
+        # a lost shard is rebuilt by the next run (on a LocalCluster the flow starts); the rest is kept
         lost = Path(output) / "lang=fra_Latn/part-00001-of-00002.arrow"
         lost.unlink()
         kept = Path(output) / "lang=deu_Latn/part-00000-of-00002.arrow"
         stamp = kept.stat().st_mtime_ns
-        flow_module.build_corpus(output=output, config=config)
+        flow_module.build_corpus(output=output, config=config,
+                                 dask={"n_workers": 1, "processes": False, "threads_per_worker": 1,
+                                       "dashboard_address": None})
         assert lost.exists() and kept.stat().st_mtime_ns == stamp
         assert validate_corpus(output).ok
         after = Manifest.load(output)
