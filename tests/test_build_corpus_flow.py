@@ -55,7 +55,7 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
     config = small_config(tmp_path, tiny_model)
     output = str(tmp_path / "corpus")
     with prefect_test_harness(server_startup_timeout=120), \
-            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         # an existing cluster by address (as with docker/compose.yaml's scheduler)
         summary = flow_module.build_corpus(output=output, config=config, dask_address=cluster.scheduler_address)
         names = asyncio.run(_task_run_names())
@@ -73,7 +73,7 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
         stamp = kept.stat().st_mtime_ns
         flow_module.build_corpus(output=output, config=config,
                                  dask={"n_workers": 1, "processes": False, "threads_per_worker": 1,
-                                       "dashboard_address": None})
+                                       "dashboard_address": ":0"})
         assert lost.exists() and kept.stat().st_mtime_ns == stamp
         assert validate_corpus(output).ok
         after = Manifest.load(output)
