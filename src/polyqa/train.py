@@ -113,6 +113,7 @@ class TrainConfig:
     logging_steps: int = 10
     precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     dataloader_num_workers: int = 0
+    torch_threads: int | None = None  # CPU threads for torch; None: torch's default (1 helps on busy machines)
     record_batches: bool = False  # keep every trained batch's (qa_id, langs) in the run record
 
     def __post_init__(self) -> None:
@@ -443,6 +444,8 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     transformers.set_seed(config.seed)
+    if config.torch_threads:
+        torch.set_num_threads(int(config.torch_threads))
 
     pairs = load_training_pairs(
         config.corpus, config.languages, positive=config.positive, hard_negatives=config.hard_negatives
@@ -488,6 +491,9 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
         dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=True,
         disable_tqdm=True,
+        # On CPU-only machines accelerate needs cpu=True to treat torchrun's processes as one
+        # multi-CPU (gloo) job; otherwise each process would train alone.
+        use_cpu=not torch.cuda.is_available(),
         **_precision_flags(config.precision),
     )
     _, PolyqaTrainer, MemoryCallback = _trainer_classes()
@@ -573,6 +579,7 @@ def train_retriever(config: TrainConfig, callbacks: list | None = None) -> Train
             "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "cuda_max_allocated_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "torch_threads": torch.get_num_threads(),
             "num_processes": world,  # examples/tokens above are this process's; totals scale by it
             "totals": totals,
             "batches_per_epoch": len(planner),
