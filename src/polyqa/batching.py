@@ -19,6 +19,12 @@ Batch kinds (DESIGN.md section 3):
 languages, then its pairs use only those. No qa_id occurs twice in a batch
 (its translations would be false negatives for the in-batch loss).
 
+An epoch is one pass over the questions: each epoch walks a fresh
+permutation of the qa ids and uses each (at most) once, in whatever language
+(pair) its batch draws, so an epoch has ``usable questions // batch size``
+batches (``batches_per_epoch`` overrides it). Questions that do not fit a
+batch's languages (unusable rows) wait for a later batch of the same epoch.
+
 Determinism and resume: everything a batch contains is a function of
 ``(seed, epoch, batch index)``. Epoch ``e`` draws from
 ``numpy.random.default_rng([seed, e])``, so replaying an epoch reproduces it

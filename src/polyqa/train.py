@@ -30,8 +30,19 @@ device trains on a complete hybrid batch and the global batch is
 ``batch_size * N``. In-batch negatives stay per device unless
 ``gather_across_devices: true``, which widens them to all devices' batches
 (the other devices' batches may then hold translations of a question: false
-negatives the sampler cannot rule out). bf16 (or fp16 where bf16 is not
+negatives the sampler cannot rule out). Only process 0 writes the model and
+the run record (``num_processes`` says how many shared the work; ``totals``
+scale the counts by it). The same launch works on CPU-only machines (gloo),
+which is how it was checked here. bf16 (or fp16 where bf16 is not
 supported) is used only when CUDA is available.
+
+Resume, in detail: transformers' Trainer restores the global step, works out
+the epoch and the batches already trained in it, calls ``set_epoch`` on the
+batch sampler and wraps it with ``accelerate.skip_first_batches``, which
+iterates the sampler from the start of the epoch and drops the first ``k``
+batches. ``HybridBatchSampler`` draws each epoch from
+``default_rng([seed, epoch])`` alone, so the replay is exact; it costs about
+half a millisecond per skipped batch.
 """
 
 from __future__ import annotations
