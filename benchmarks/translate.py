@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     new_tokens = args.new_tokens or (12 if args.quick else 24)
     n_passages = args.passages or (10 if args.quick else 64)
     repeats = args.repeats or (1 if args.quick else 3)
-    # a budget small enough that each CTranslate2 worker gets several batches
-    max_batch_tokens = args.max_batch_tokens or (256 if args.quick else 1024)
+    # quick: ~31 sentences of ~50 tiny-vocabulary tokens -> 2 batches, one per worker (2 cores)
+    max_batch_tokens = args.max_batch_tokens or (1024 if args.quick else 2048)
 
     import ctranslate2
     import torch
@@ -207,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def engine_translate(beam: int) -> tuple[list[str], int]:
         engine.decoding = settings(beam)
-        engine.stats.target_tokens = 0
+        engine.stats.target_tokens = engine.stats.batches = 0
         out = engine.translate(sentences, "en", "de")
+        if engine.stats.batches < engine.num_workers:
+            log(f"warning: {engine.stats.batches} batches for {engine.num_workers} workers; some sat idle")
         return out, engine.stats.target_tokens
 
     results: dict[str, float] = {}
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         from polyqa.translate.cache import TranslationCache
 
         engine.cache = TranslationCache(cache_path)
-        engine.stats.target_tokens = 0
+        engine.stats.target_tokens = engine.stats.batches = 0
         engine.stats.cache_hits = 0
         engine.translate_passages(passages, "en", ["de"])
         engine.cache.close()
@@ -315,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "new_tokens": new_tokens,
         "repeats": repeats,
         "max_batch_tokens": max_batch_tokens,
+        "engine_batches": engine.stats.batches,
         "inter_threads": engine.inter_threads,
         "intra_threads": engine.intra_threads,
         "ctranslate2": ctranslate2.__version__,

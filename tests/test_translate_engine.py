@@ -50,6 +50,7 @@ def test_order_restored_after_length_sorting(tiny_model):
     settings = dataclasses.replace(GREEDY_20, max_batch_tokens=96)
     with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as small_batches:
         together = small_batches.translate(shuffled, "eng_Latn", "deu_Latn")
+        assert small_batches.stats.batches >= 10  # 44 lines of ~20-60 tokens under a 96-token budget
         one_by_one = [small_batches.translate([s], "eng_Latn", "deu_Latn")[0] for s in shuffled]
     assert together == one_by_one
     assert len(set(together)) > len(lines) // 2

@@ -87,6 +87,7 @@ class TranslationStats:
     target_tokens: int = 0  # generated tokens (language prefix not counted)
     seconds: float = 0.0
     truncated_inputs: int = 0  # sources cut at max_input_tokens
+    batches: int = 0  # model batches submitted (to check every worker got work)
 
     def add(self, other: TranslationStats) -> TranslationStats:
         for f in dataclasses.fields(self):
@@ -277,6 +278,7 @@ class TranslationEngine:
             current.append(j)
         if current:
             batches.append(current)
+        self.stats.batches += len(batches)
 
         pending: dict[str, list[tuple[str, str]]] = {}
         last_flush = time.monotonic()
