@@ -332,3 +332,22 @@ def test_writer_refuses_bad_rows_and_leaves_no_files(tmp_path):
     with pytest.raises(ValueError, match="rows do not fit the corpus schema"):
         write_shard(tmp_path, [{"qa_id": 3}], lang="deu_Latn", index=0, total=1)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_source_article_selection_is_counted(tmp_path, xquad_r_dir):
+    """`titles` / `exclude_titles` on a source select articles (held-out splits) and are counted."""
+    articles = json.loads((xquad_r_dir / "en.json").read_text())["data"]
+    chosen = [articles[0]["title"], articles[3]["title"]]
+    expected = sum(len(p["qas"]) for a in articles if a["title"] in chosen for p in a["paragraphs"])
+    source = {"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de"]}
+    config = {"name": "xq-split", "languages": ["de"], "model": None, "shard_rows": 500,
+              "dedup_questions": False, "card_dir": None}
+    kept = B.build_corpus(dict(config, sources=[dict(source, titles=chosen)]), tmp_path / "kept")
+    assert kept["records"] == expected
+    assert kept["filters"]["title_excluded"] == 1190 - expected
+    assert set(read_language(tmp_path / "kept", "deu_Latn").column("title").to_pylist()) == set(chosen)
+    assert f"outside the selected ones (source `titles` /\n  `exclude_titles`, e.g. a held-out evaluation split): {1190 - expected}" in (
+        tmp_path / "kept" / "README.md").read_text()
+    rest = B.build_corpus(dict(config, sources=[dict(source, exclude_titles=chosen)]), tmp_path / "rest")
+    assert rest["records"] == 1190 - expected and rest["filters"]["title_excluded"] == expected
+    assert not set(read_language(tmp_path / "rest", "eng_Latn").column("title").to_pylist()) & set(chosen)

@@ -113,12 +113,13 @@ def flags_table(manifest: Manifest) -> str:
 
 
 def sources_table(manifest: Manifest) -> str:
-    lines = ["| source | kind | license | read | kept | quarantined | duplicates | excluded (leakage) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| source | kind | license | read | kept | quarantined | duplicates | excluded (leakage) "
+             "| outside selected articles |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in manifest.get("sources", []):
         lines.append(f"| {s['name']} | {s['kind']} | {s.get('license') or 'unknown'} | {s.get('read', 0)} | "
                      f"{s.get('kept', 0)} | {s.get('quarantined', 0)} | {s.get('duplicates', 0)} | "
-                     f"{s.get('leakage_excluded', 0)} |")
+                     f"{s.get('leakage_excluded', 0)} | {s.get('title_excluded', 0)} |")
     return "\n".join(lines)
 
 
@@ -191,6 +192,7 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "leakage_excluded": filters.get("leakage_excluded", 0),
         "leakage_files": ", ".join(filters.get("leakage_guard_files") or []) or "none configured",
         "duplicates": filters.get("duplicates", 0),
+        "title_excluded": filters.get("title_excluded", 0),
         "mt_model": mt.get("model") if translated else "none (no row is machine translated)",
         "mt_revision": (mt.get("model_info") or {}).get("revision") or mt.get("revision") or "-",
         "mt_license": mt.get("license") if translated else "-",

@@ -140,9 +140,18 @@ class Normalizer:
         self._seen_ids: set[str] = set()
         self._seen_pairs: set[str] = set()
 
-    def __call__(self, items: Iterable[SourceItem]) -> Iterator[QARecord | Quarantined]:
+    def __call__(self, items: Iterable[SourceItem], titles: Iterable[str] | None = None,
+                 exclude_titles: Iterable[str] | None = None) -> Iterator[QARecord | Quarantined]:
+        """Normalise ``items``; ``titles``/``exclude_titles`` select articles (train/eval splits)."""
+        keep = set(titles) if titles is not None else None
+        drop = set(exclude_titles or ())
         for item in items:
             self.counts["read"] += 1
+            if isinstance(item, RawRecord) and (
+                (keep is not None and item.title not in keep) or item.title in drop
+            ):
+                self.counts["title_excluded"] += 1
+                continue
             out = self.one(item)
             if out is None:
                 self.counts["leakage_excluded"] += 1
@@ -189,5 +198,5 @@ class Normalizer:
         return QARecord(qa_id, passage_key[:20], item.source, item.license, english, translations)
 
     def stats(self) -> dict[str, Any]:
-        keys = ("read", "kept", "quarantined", "duplicates", "leakage_excluded")
+        keys = ("read", "kept", "quarantined", "duplicates", "leakage_excluded", "title_excluded")
         return {**{k: int(self.counts.get(k, 0)) for k in keys}, "kept_by_source": dict(self.by_source)}

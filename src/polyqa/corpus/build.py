@@ -288,7 +288,8 @@ def _stage_records(config: BuildConfig, corpus_dir: Path, stage_tmp: Path, norma
         for spec in config.sources:
             resolved = resolve_spec(spec)
             before = normalizer.stats()
-            for out in normalizer(open_source(resolved)):
+            selected = normalizer(open_source(resolved), resolved.get("titles"), resolved.get("exclude_titles"))
+            for out in selected:
                 if isinstance(out, Quarantined):
                     quarantine.add(out.as_row())
                     continue
@@ -303,7 +304,8 @@ def _stage_records(config: BuildConfig, corpus_dir: Path, stage_tmp: Path, norma
             sources.append({
                 "name": source_name(spec), "kind": resolved["kind"], "license": resolved.get("license"),
                 "location": str(location),
-                **{k: after[k] - before[k] for k in ("read", "kept", "quarantined", "duplicates", "leakage_excluded")},
+                **{k: after[k] - before[k] for k in ("read", "kept", "quarantined", "duplicates", "leakage_excluded",
+                                                              "title_excluded")},
             })
         if buffer:
             stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
