@@ -217,6 +217,9 @@ def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Mapping[st
     from the English text and a measured engine throughput when it was imported.
     """
     targets = [lang for lang in languages if lang != ENGLISH]
+    if not targets:
+        return {"translation_segments": 0, "translation_tokens": 0, "translation_seconds": 0.0,
+                "translation_estimated": False}
     stats = manifest.get("translation") or {}
     per_lang = stats.get("per_language") or {}
     if stats.get("translated") and all(lang in per_lang for lang in targets):

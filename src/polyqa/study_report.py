@@ -189,19 +189,22 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
     return "\n".join(lines) + "\n"
 
 
+def _trend(by_n: Mapping[int, Sequence[float]], digits: int = 3) -> str:
+    """'a (n=lo) → b (n=hi), change ±d', or the single value when there is one count."""
+    ns = sorted(by_n)
+    lo, hi = _mean_sd(by_n[ns[0]])[0], _mean_sd(by_n[ns[-1]])[0]
+    if len(ns) == 1:
+        return f"{lo:.{digits}f} (n={ns[0]})"
+    return f"{lo:.{digits}f} (n={ns[0]}) → {hi:.{digits}f} (n={ns[-1]}), change {hi - lo:+.{digits}f}"
+
+
 def _findings(rows: Sequence[Mapping[str, Any]], bench: str) -> list[str]:
     out: list[str] = []
     for setting, key in SETTING_KEYS.items():
         metric = f"{bench}_{key}_map"
         groups = _group(rows, metric)
         base = _zero_shot(rows, metric)
-        parts = []
-        for strategy, by_n in sorted(groups.items()):
-            ns = sorted(by_n)
-            lo, hi = ns[0], ns[-1]
-            m_lo, _ = _mean_sd(by_n[lo])
-            m_hi, _ = _mean_sd(by_n[hi])
-            parts.append(f"{strategy} {m_lo:.3f} (n={lo}) → {m_hi:.3f} (n={hi}), change {m_hi - m_lo:+.3f}")
+        parts = [f"{strategy} {_trend(by_n)}" for strategy, by_n in sorted(groups.items())]
         base_txt = f"; zero-shot base {base:.3f}" if base is not None else ""
         out.append(f"- {setting} mAP: " + "; ".join(parts) + base_txt + ".")
         best_per_n = {}
@@ -216,11 +219,7 @@ def _findings(rows: Sequence[Mapping[str, Any]], bench: str) -> list[str]:
     metric = f"{bench}_rank_distance"
     groups = _group(rows, metric)
     if groups:
-        parts = []
-        for strategy, by_n in sorted(groups.items()):
-            ns = sorted(by_n)
-            parts.append(f"{strategy} {_mean_sd(by_n[ns[0]])[0]:.1f} (n={ns[0]}) → "
-                         f"{_mean_sd(by_n[ns[-1]])[0]:.1f} (n={ns[-1]})")
+        parts = [f"{strategy} {_trend(by_n, 1)}" for strategy, by_n in sorted(groups.items())]
         out.append("- Rank distance (language bias, lower is better): " + "; ".join(parts) + ".")
     spread = []
     for strategy, by_n in _group(rows, f"{bench}_multilingual_map").items():
@@ -232,10 +231,6 @@ def _findings(rows: Sequence[Mapping[str, Any]], bench: str) -> list[str]:
         out.append("- Seed spread (multilingual mAP): " + "; ".join(spread) + ".")
     unseen = _group(rows, f"{bench}_multilingual_map_unseen")
     if unseen:
-        parts = []
-        for strategy, by_n in sorted(unseen.items()):
-            ns = sorted(by_n)
-            parts.append(f"{strategy} {_mean_sd(by_n[ns[0]])[0]:.3f} (n={ns[0]}) → "
-                         f"{_mean_sd(by_n[ns[-1]])[0]:.3f} (n={ns[-1]})")
+        parts = [f"{strategy} {_trend(by_n)}" for strategy, by_n in sorted(unseen.items())]
         out.append("- Unseen languages, multilingual mAP of their queries: " + "; ".join(parts) + ".")
     return out
