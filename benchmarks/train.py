@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "hybrid_vs_plain_whole_train_call": total("hybrid", "examples") / total("plain", "examples"),
         "tokens_per_example_plain": sum(x["tokens"] for x in runs["plain"]) / sum(x["examples"] for x in runs["plain"]),
         "tokens_per_example_hybrid": sum(x["tokens"] for x in runs["hybrid"]) / sum(x["examples"] for x in runs["hybrid"]),
-        "hybrid_vs_plain_tokens_per_second": total("hybrid", "tokens") / total("plain", "tokens"),
+        "hybrid_vs_plain_tokens_per_second_whole_train_call": total("hybrid", "tokens") / total("plain", "tokens"),
     }
     pipeline = data_pipeline_ms(model_path, corpus, langs, args)
     step_ms = 1e3 * sum(x["seconds"] for x in runs["hybrid"]) / (args.steps * args.rounds)
