@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.futures import as_completed
 
 from polyqa.corpus import build as B
@@ -92,17 +94,30 @@ def build_corpus(
     dask_address: str | None = None,
     dask_workers: int = 0,
     dask: dict[str, Any] | None = None,
+    refresh: bool = False,
 ) -> dict[str, Any]:
     """Build (or resume) a corpus into ``output`` from a YAML config path, a config dict, or the default.
 
     Tasks run on Prefect's thread pool, or on Dask: ``dask_address`` of a running scheduler,
     ``dask_workers=N`` for a local cluster of N single-threaded workers, or ``dask`` with
     LocalCluster keyword arguments.
+
+    ``refresh`` (scheduled runs): a corpus of an older configuration in ``output`` is rebuilt;
+    the translation cache makes every segment translated before free, so only new sources or
+    languages cost translation. An unchanged, complete corpus is left alone.
+
+    When a corpus was (re)built, the flow emits the event ``polyqa.corpus.built`` (payload:
+    ``corpus_dir``, ``name``, ``languages``, ``records``); deployment triggers in prefect.yaml
+    start training and then evaluation from it.
     """
     logger = get_run_logger()
     started = time.perf_counter()
     cfg = B.load_config(config)
-    B.prepare_output(output, overwrite)
+    previous = Manifest.load(output) if refresh else None
+    stale = previous is not None and previous.get("config_fingerprint") != cfg.fingerprint()
+    if stale:
+        logger.info(f"{output}: configuration changed; rebuilding (cached translations are reused)")
+    B.prepare_output(output, overwrite or stale)
     if B.is_complete(output, cfg):
         logger.info(f"{output}: complete and verified; nothing to do")
         return _summary(Manifest.load(output), output)
@@ -120,7 +135,14 @@ def build_corpus(
     manifest = B.finalize(Manifest.load(output), output, cfg, run_seconds=time.perf_counter() - started,
                           cards_dir=cards_dir)
     logger.info(f"{output}: complete; card written; build {manifest['build_seconds']} s")
-    return _summary(manifest, output)
+    summary = _summary(manifest, output)
+    emit_event(
+        event="polyqa.corpus.built",
+        resource={"prefect.resource.id": f"polyqa.corpus.{cfg.name}", "prefect.resource.name": cfg.name},
+        payload={"corpus_dir": str(Path(output).resolve()), "name": cfg.name,
+                 "languages": summary["languages"], "records": summary["records"]},
+    )
+    return summary
 
 
 def _summary(manifest: Manifest, output: str) -> dict[str, Any]:

@@ -10,9 +10,11 @@ newest checkpoint instead of starting over.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.events import emit_event
 from prefect.runtime import task_run
 
 
@@ -37,9 +39,18 @@ def train_task(config: dict[str, Any]) -> dict[str, Any]:
 
 @flow(name="train-retriever")
 def train_retriever_flow(
-    config_path: str | None = None, overrides: dict[str, Any] | None = None
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    corpus: str | None = None,
+    output_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Train from a YAML config (``config_path``) and/or settings given inline (``overrides``)."""
+    """Train from a YAML config (``config_path``) and/or settings given inline (``overrides``).
+
+    ``corpus`` and ``output_dir`` override those two settings; a deployment triggered by a
+    ``polyqa.corpus.built`` event fills them from the event. When training finishes the flow
+    emits ``polyqa.retriever.trained`` (payload: ``model_dir``, ``corpus_dir``, ``run_record``),
+    which triggers evaluation.
+    """
     import yaml
 
     settings: dict[str, Any] = {}
@@ -47,8 +58,19 @@ def train_retriever_flow(
         with open(config_path, encoding="utf-8") as fh:
             settings.update(yaml.safe_load(fh) or {})
     settings.update(overrides or {})
+    if corpus:
+        settings["corpus"] = corpus
+    if output_dir:
+        settings["output_dir"] = output_dir
     summary = train_task(settings)
     get_run_logger().info("trained %s steps; model in %s", summary["steps"], summary["model_dir"])
+    emit_event(
+        event="polyqa.retriever.trained",
+        resource={"prefect.resource.id": f"polyqa.retriever.{Path(summary['model_dir']).parent.name}"},
+        payload={"model_dir": str(Path(summary["model_dir"]).resolve()),
+                 "corpus_dir": str(Path(settings["corpus"]).resolve()),
+                 "run_record": str(Path(summary["run_record"]).resolve())},
+    )
     return summary
 
 

@@ -6,6 +6,9 @@
     prefect worker start --pool polyqa                       (background)
     prefect deployment run build-corpus/default --watch --param output=... --params '{"config": ...}'
     polyqa validate OUTPUT
+
+and the downstream chain of prefect.yaml: a finished build triggers training, a finished
+training triggers evaluation (deployment triggers on polyqa's own events).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import sys
 import time
 import urllib.request
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from polyqa.corpus.validate import validate_corpus
 
@@ -60,8 +65,30 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-@pytest.mark.slow
-def test_deployment_run_through_prefect_server(tmp_path, tiny_model):
+@dataclass
+class PrefectServer:
+    api: str
+    env: dict[str, str]
+    worker_log: Path
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        run = subprocess.run([str(BIN / "prefect"), *args], cwd=REPO, env=self.env, capture_output=True,
+                             text=True, timeout=timeout)
+        assert run.returncode == 0, f"prefect {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        return run
+
+    def flow_runs(self, flow_name: str) -> list[dict]:
+        body = json.dumps({"flows": {"name": {"any_": [flow_name]}}}).encode()
+        request = urllib.request.Request(f"{self.api}/flow_runs/filter", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A real `prefect server start` on 127.0.0.1, the `polyqa` process pool and a worker."""
+    tmp_path = tmp_path_factory.mktemp("prefect")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
@@ -75,6 +102,28 @@ def test_deployment_run_through_prefect_server(tmp_path, tiny_model):
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("PREFECT_PROFILES_PATH", None)
+    server_log = tmp_path / "server.log"
+    worker_log = tmp_path / "worker.log"
+    with open(server_log, "w") as slog:
+        server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  cwd=tmp_path, env=env, stdout=slog, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = None
+    try:
+        wait_healthy(api, server, server_log)
+        handle = PrefectServer(api, env, worker_log)
+        handle.cli("work-pool", "create", "polyqa", "--type", "process")
+        with open(worker_log, "w") as wlog:
+            worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "polyqa"], cwd=REPO, env=env,
+                                      stdout=wlog, stderr=subprocess.STDOUT, start_new_session=True)
+        yield handle
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(server)
+
+
+@pytest.mark.slow
+def test_deployment_run_through_prefect_server(tmp_path, tiny_model, prefect_server):
     data = json.loads(resources.files("polyqa.data").joinpath("default_sample.json").read_text("utf-8"))
     data["data"] = data["data"][:4]  # 20 QA pairs
     (tmp_path / "subset.json").write_text(json.dumps(data))
@@ -86,36 +135,72 @@ def test_deployment_run_through_prefect_server(tmp_path, tiny_model):
         "card_dir": str(tmp_path / "cards"),
     }
     output = tmp_path / "corpus"
-
-    def prefect(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        run = subprocess.run([str(BIN / "prefect"), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                             timeout=timeout)
-        assert run.returncode == 0, f"prefect {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-        return run
-
-    server_log = tmp_path / "server.log"
-    worker_log = tmp_path / "worker.log"
-    with open(server_log, "w") as slog:
-        server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  cwd=tmp_path, env=env, stdout=slog, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = None
-    try:
-        wait_healthy(api, server, server_log)
-        prefect("work-pool", "create", "polyqa", "--type", "process")
-        prefect("--no-prompt", "deploy", "--name", "build-corpus/default")
-        with open(worker_log, "w") as wlog:
-            worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "polyqa"], cwd=REPO, env=env,
-                                      stdout=wlog, stderr=subprocess.STDOUT, start_new_session=True)
-        run = prefect("deployment", "run", "build-corpus/default", "--watch", "--watch-timeout", "240",
-                      "--param", f"output={json.dumps(str(output))}", "--params", json.dumps({"config": config}),
-                      timeout=300)
-        assert "Completed" in run.stdout, run.stdout[-3000:] + worker_log.read_text()[-3000:]
-    finally:
-        if worker is not None:
-            stop(worker)
-        stop(server)
+    prefect_server.cli("--no-prompt", "deploy", "--name", "build-corpus/default")
+    run = prefect_server.cli("deployment", "run", "build-corpus/default", "--watch", "--watch-timeout", "240",
+                             "--param", f"output={json.dumps(str(output))}", "--params", json.dumps({"config": config}),
+                             timeout=300)
+    worker_log = prefect_server.worker_log
+    assert "Completed" in run.stdout, run.stdout[-3000:] + worker_log.read_text()[-3000:]
     report = validate_corpus(output)
     assert report.ok, report.text() + "\n" + worker_log.read_text()[-3000:]
     assert report.rows == {"eng_Latn": 20, "deu_Latn": 20, "fra_Latn": 20}
     assert (tmp_path / "cards" / "e2e-corpus.md").exists()
     assert "translate-shard-1-fra_Latn" in worker_log.read_text()
+
+
+def _wait_completed(server: PrefectServer, flow_name: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    runs: list[dict] = []
+    while time.monotonic() < deadline:
+        runs = server.flow_runs(flow_name)
+        for flow_run in runs:
+            state = (flow_run.get("state") or {}).get("type")
+            if state == "COMPLETED":
+                return flow_run
+            if state in ("FAILED", "CRASHED", "CANCELLED"):
+                pytest.fail(f"{flow_name} run {flow_run['name']} ended {state}:\n"
+                            + server.worker_log.read_text()[-4000:])
+        time.sleep(2)
+    pytest.fail(f"no completed {flow_name} run after {timeout} s (runs: {[r.get('state_type') for r in runs]}):\n"
+                + server.worker_log.read_text()[-4000:])
+
+
+@pytest.mark.slow
+def test_build_triggers_training_then_evaluation(tmp_path, xquad_r_dir, prefect_server):
+    """prefect.yaml's triggers as shipped; only the sizes are shrunk to test scale."""
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    train_config = yaml.safe_load((REPO / "configs" / "train-minilm-hybrid.yaml").read_text())
+    train_config.update(max_steps=2, batch_size=4, max_seq_length=32, positive="sentence", checkpoint_steps=100)
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config))
+    chain = {}
+    for deployment in spec["deployments"]:
+        name = deployment["entrypoint"].split(":")[1] + "/" + deployment["name"]
+        if deployment.get("triggers"):
+            chain[name] = deployment
+    train, evaluate = chain["train_retriever_flow/on-new-corpus"], chain["evaluate_retriever/on-new-model"]
+    train["parameters"]["config_path"] = str(tmp_path / "train.yaml")
+    evaluate["parameters"].update(data_dir=str(xquad_r_dir), max_questions=8, languages=["en", "de"],
+                                  candidates="sentence")
+    spec["deployments"] = [d for d in spec["deployments"] if d["name"] == "default"
+                           and d["entrypoint"].startswith("flows/build_corpus.py")] + [train, evaluate]
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    prefect_server.cli("--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml"))
+
+    title = json.loads((xquad_r_dir / "en.json").read_text())["data"][0]["title"]
+    config = {"name": "chain-corpus", "model": None, "languages": ["de"], "dedup_questions": False,
+              "card_dir": None, "shard_rows": 100,
+              "sources": [{"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de"],
+                           "titles": [title]}]}
+    output = tmp_path / "corpus"
+    run = prefect_server.cli("deployment", "run", "build-corpus/default", "--watch", "--watch-timeout", "240",
+                             "--param", f"output={json.dumps(str(output))}", "--params", json.dumps({"config": config}),
+                             timeout=300)
+    assert "Completed" in run.stdout, run.stdout[-3000:]
+    _wait_completed(prefect_server, "train-retriever", 300)
+    _wait_completed(prefect_server, "evaluate-retriever", 300)
+    model_dir = Path(f"{output}.retriever") / "model"
+    info = json.loads((model_dir / "polyqa_training.json").read_text())
+    assert sorted(info["languages"]) == ["deu_Latn", "eng_Latn"] and info["steps"] == 2
+    result = json.loads((model_dir.parent / "evaluation" / "xquad-r.json").read_text())
+    assert result["model"] == str(model_dir.resolve()) and 0 < result["settings"]["multilingual"]["mAP"] <= 1
+    assert result["seen_unseen"]["training_languages"] == ["deu_Latn", "eng_Latn"]
