@@ -81,7 +81,7 @@ def test_squad_json_records_quarantine_and_dedup(tmp_path):
     assert reasons[(6, "passage")] == "missing or empty passage"
     assert all(q.source == str(path) for q in quarantined)
     assert json.loads(quarantined[0].as_row()["record"])["id"] == "q3"
-    assert stats == {"read": 7, "kept": 2, "quarantined": 5, "duplicates": 1, "leakage_excluded": 0,
+    assert stats == {"read": 7, "kept": 2, "quarantined": 5, "duplicates": 1, "leakage_excluded": 0, "title_excluded": 0,
                      "kept_by_source": {"sample": 2}}
 
 
