@@ -29,3 +29,16 @@ def xquad_r_dir() -> Path:
     if not (XQUAD_R_DIR / "en.json").exists():
         pytest.fail(f"XQuAD-R data not found at {XQUAD_R_DIR}")
     return XQUAD_R_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server and database for every flow test that asks for it.
+
+    Starting one is the slow part of a flow test (tens of seconds on a busy
+    2-core machine), so the tests share it.
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

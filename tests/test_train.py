@@ -37,46 +37,14 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory, small_corpus) -> Path:
     """A random 2-layer BERT (hidden 32) with a WordPiece vocab trained on the corpus, mean pooling."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
     from polyqa.corpus import reader
+    from polyqa.tiny_encoder import build_tiny_encoder
 
     texts: list[str] = []
     for lang in reader.corpus_languages(small_corpus):
         table = reader.read_language(small_corpus, lang, columns=["question", "passage"])
         texts += table.column("question").to_pylist() + table.column("passage").to_pylist()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=3000, special_tokens=specials))
-    tokenizer = BertTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    root = tmp_path_factory.mktemp("tiny-encoder")
-    BertModel(config).save_pretrained(root / "hf")
-    tokenizer.save_pretrained(root / "hf")
-    transformer = Transformer(str(root / "hf"), max_seq_length=64)
-    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
-    model.save(str(root / "st"))
-    return root / "st"
+    return build_tiny_encoder(texts, tmp_path_factory.mktemp("tiny-encoder"), max_seq_length=64)
 
 
 def _config(corpus, output_dir, encoder, **overrides) -> TrainConfig:
@@ -239,9 +207,7 @@ def test_cli_trains_from_a_yaml_config(small_corpus, tiny_encoder, tmp_path, cap
     assert "unknown setting(s) ['learning_rat']" in capsys.readouterr().out
 
 
-def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path):
-    from prefect.testing.utilities import prefect_test_harness
-
+def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path, prefect_harness):
     spec = importlib.util.spec_from_file_location("train_retriever_flow", REPO / "flows" / "train_retriever.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -254,8 +220,7 @@ def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path):
         "max_steps": 2,
         "max_seq_length": 32,
     }
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = module.train_retriever_flow(overrides=overrides)
+    summary = module.train_retriever_flow(overrides=overrides)
     assert summary["steps"] == 2
     assert Path(summary["model_dir"], TRAINING_INFO_FILE).is_file()
     record = json.loads(Path(summary["run_record"]).read_text())

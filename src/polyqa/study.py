@@ -374,9 +374,28 @@ def run_cell(
 # ------------------------------------------------------------------ the study
 
 
-def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
-              only_cells: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Run (or continue) every cell, then write the table, plots and report."""
+@dataclass
+class StudyPlan:
+    """Everything cells need, prepared once: corpus, held-out split, the grid and each cell's key."""
+
+    config: StudyConfig
+    corpus_dir: Path
+    manifest: dict[str, Any]
+    heldout_file: Path | None
+    cells: list[Cell]
+    keys: list[str]
+    skipped: list[dict[str, Any]]
+
+    def cell_dir(self, i: int) -> Path:
+        return Path(self.config.work_dir) / "cells" / f"{self.cells[i].label}-{self.keys[i]}"
+
+    def finished(self, i: int) -> dict[str, Any] | None:
+        done = self.cell_dir(i) / CELL_FILE
+        return json.loads(done.read_text("utf-8")) if done.exists() else None
+
+
+def prepare_study(config: StudyConfig) -> StudyPlan:
+    """Write the article split, build (or reuse) the training corpus, plan and key the cells."""
     results_dir = Path(config.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     Path(config.work_dir).mkdir(parents=True, exist_ok=True)
@@ -393,20 +412,29 @@ def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
     corpus_dir, manifest = prepare_corpus(config, train_titles)
     corpus_fp = _hash(manifest.get("shards", manifest))
     cells, skipped = plan_cells(config)
+    keys = [cell_key(config, cell, corpus_fp) for cell in cells]
+    return StudyPlan(config, corpus_dir, manifest, heldout_file, cells, keys, skipped)
+
+
+def run_planned_cell(plan: StudyPlan, i: int) -> dict[str, Any]:
+    """A finished cell's row from its record, or train and evaluate it now."""
+    return plan.finished(i) or run_cell(plan.config, plan.cells[i], plan.corpus_dir, plan.manifest,
+                                        plan.heldout_file, plan.keys[i])
+
+
+def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
+              only_cells: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Run (or continue) every cell, then write the table, plots and report."""
+    plan = prepare_study(config)
     wanted = set(only_cells) if only_cells else None
     rows: list[dict[str, Any]] = []
-    for i, cell in enumerate(cells, 1):
-        key = cell_key(config, cell, corpus_fp)
-        done = Path(config.work_dir) / "cells" / f"{cell.label}-{key}" / CELL_FILE
-        if done.exists():
-            progress(f"[{i}/{len(cells)}] {cell.label}: cached")
-            rows.append(json.loads(done.read_text("utf-8")))
+    for i, cell in enumerate(plan.cells):
+        cached = plan.finished(i)
+        if cached is None and wanted is not None and cell.label not in wanted:
             continue
-        if wanted is not None and cell.label not in wanted:
-            continue
-        progress(f"[{i}/{len(cells)}] {cell.label}: training and evaluating")
-        rows.append(run_cell(config, cell, corpus_dir, manifest, heldout_file, key))
-    write_results(config, rows, skipped)
+        progress(f"[{i + 1}/{len(plan.cells)}] {cell.label}: {'cached' if cached else 'training and evaluating'}")
+        rows.append(cached or run_planned_cell(plan, i))
+    write_results(config, rows, plan.skipped)
     return rows
 
 

@@ -1,0 +1,142 @@
+"""The language-scaling study: grid planning, article split, and a whole tiny study run
+through the `language-scaling` Prefect flow (tiny encoder, XQuAD-R imported in place)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from polyqa.study import StudyConfig, article_split, plan_cells
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def config(**overrides) -> StudyConfig:
+    base = dict(name="t", results_dir="r", work_dir="w", language_order=["en", "de", "es", "ar"],
+                unseen=["el"], language_counts=[1, 2, 4], strategies=["x-x-mono", "x-y", "hybrid"],
+                evaluate=[{"benchmark": "xquad-r", "data_dir": "x"}])
+    base.update(overrides)
+    return StudyConfig(**base)
+
+
+def test_plan_cells_grid_extra_seeds_and_reasons_for_left_out_cells():
+    cells, skipped = plan_cells(config(seed_cells=[{"n_languages": 2, "strategy": "hybrid", "seeds": [1, 2]}]))
+    labels = [c.label for c in cells]
+    assert labels[0] == "n0-zero-shot-capall-seed0"
+    assert "n1-x-x-mono-capall-seed0" in labels
+    assert {"n2-hybrid-capall-seed1", "n2-hybrid-capall-seed2", "n4-x-y-capall-seed0"} <= set(labels)
+    assert len(labels) == len(set(labels)) == 1 + 1 + 3 + 2 + 3
+    assert {(s["n_languages"], s["strategy"]) for s in skipped} == {(1, "x-y"), (1, "hybrid")}
+    assert all("two" in s["why"] for s in skipped)
+    four = next(c for c in cells if c.n_languages == 4)
+    assert four.languages == ("eng_Latn", "deu_Latn", "spa_Latn", "arb_Arab")
+
+
+def test_caps_larger_than_the_language_count_are_left_out_with_a_reason():
+    cells, skipped = plan_cells(config(language_counts=[2, 4], strategies=["hybrid"], languages_per_batch=[3]))
+    assert [c.label for c in cells] == ["n0-zero-shot-capall-seed0", "n4-hybrid-cap3-seed0"]
+    assert skipped == [{"n_languages": 2, "strategy": "hybrid", "cap": 3,
+                        "why": "languages_per_batch 3 > 2 training languages"}]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"unseen": ["de"]}, "both trained on and unseen"),
+    ({"strategies": ["x-z"]}, "unknown strategies"),
+    ({"language_counts": [5]}, "outside 1..4"),
+    ({"evaluate": []}, "no benchmarks"),
+])
+def test_config_errors_name_the_problem(bad, message):
+    with pytest.raises(ValueError, match=message):
+        config(**bad)
+
+
+def test_article_split_is_disjoint_complete_and_deterministic(xquad_r_dir):
+    train, heldout = article_split(xquad_r_dir, 0.25, seed=3)
+    assert len(heldout) == 12 and len(train) == 36 and not set(train) & set(heldout)
+    assert (train, heldout) == article_split(xquad_r_dir, 0.25, seed=3)
+    assert heldout != article_split(xquad_r_dir, 0.25, seed=4)[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_study_config(tmp_path_factory, xquad_r_dir) -> Path:
+    from polyqa.tiny_encoder import build_tiny_encoder
+
+    root = tmp_path_factory.mktemp("study")
+    texts = []
+    for lang in ("en", "de", "el"):
+        for article in json.loads((xquad_r_dir / f"{lang}.json").read_text())["data"][:12]:
+            for paragraph in article["paragraphs"]:
+                texts += [paragraph["context"]] + [qa["question"] for qa in paragraph["qas"]]
+    encoder = build_tiny_encoder(texts, root / "encoder", vocab_size=2000, max_seq_length=64)
+    study = {
+        "name": "tiny", "results_dir": str(root / "results"), "work_dir": str(root / "work"),
+        "base_model": str(encoder),
+        "split": {"data_dir": str(xquad_r_dir), "heldout_fraction": 0.1, "seed": 0},
+        "corpus": {"name": "xq-train", "model": None, "dedup_questions": False, "card_dir": None,
+                   "languages": ["de", "el"], "shard_rows": 1000,
+                   "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "name": "xquad-r",
+                                "languages": ["en", "de", "el"]}]},
+        "language_order": ["en", "de"], "unseen": ["el"], "language_counts": [1, 2],
+        "strategies": ["x-x-mono", "hybrid"],
+        "train": {"batch_size": 4, "max_steps": 2, "max_seq_length": 32, "positive": "sentence",
+                  "checkpoint_steps": 100, "learning_rate": 1e-3},
+        "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "held_out": True,
+                      "candidates": "sentence", "max_questions": 6, "languages": ["en", "de", "el"]}],
+    }
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, prefect_harness):
+    spec = importlib.util.spec_from_file_location("language_scaling", REPO / "flows" / "language_scaling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.language_scaling(str(tiny_study_config))
+    assert summary["cells"] == 4
+    study = yaml.safe_load(tiny_study_config.read_text())
+    results = Path(study["results_dir"])
+    with open(results / "cells.csv") as fh:
+        rows = {row["cell"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == {"n0-zero-shot-capall-seed0", "n1-x-x-mono-capall-seed0", "n2-x-x-mono-capall-seed0",
+                         "n2-hybrid-capall-seed0"}
+    hybrid = rows["n2-hybrid-capall-seed0"]
+    assert int(hybrid["train_steps"]) == 2 and hybrid["languages"] == "eng_Latn,deu_Latn"
+    # an imported corpus: translation cost estimated from English text, none for English-only cells
+    assert hybrid["translation_estimated"] == "true" and int(hybrid["translation_tokens"]) > 0
+    assert int(rows["n1-x-x-mono-capall-seed0"]["translation_tokens"]) == 0
+    for row in rows.values():
+        assert 0 < float(row["xquad_r_multilingual_map"]) <= 1
+        assert float(row["xquad_r_rank_distance"]) >= 0
+    assert float(hybrid["xquad_r_multilingual_map_unseen"]) > 0  # Greek queries: never trained on
+    # held-out articles only: training never saw them
+    heldout = set((results / "heldout_articles.txt").read_text().split())
+    train = set((results / "train_articles.txt").read_text().split())
+    assert heldout and not heldout & train
+    cell_dir = next(Path(study["work_dir"], "cells").glob("n2-hybrid-*"))
+    evaluated = json.loads((cell_dir / "eval-xquad-r.json").read_text())
+    assert evaluated["filters"]["articles_file"] == str(results / "heldout_articles.txt")
+    report = (results / "REPORT.md").read_text()
+    assert "## Findings" in report and "multilingual mAP" in report and "n2-hybrid-capall-seed0" in report
+    for png in ("map_vs_languages.png", "rank_distance_vs_languages.png", "map_vs_compute.png"):
+        assert (results / png).stat().st_size > 1000
+
+    # a rerun trains nothing: every cell comes from its record
+    record = cell_dir / "cell.json"
+    stamp = record.stat().st_mtime_ns
+    assert module.language_scaling(str(tiny_study_config))["cells"] == 4
+    assert record.stat().st_mtime_ns == stamp
+
+
+def test_study_command_plan(tiny_study_config, capsys):
+    from polyqa.cli import main
+
+    assert main(["study", "--config", str(tiny_study_config), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "n2-hybrid-capall-seed0 eng_Latn,deu_Latn" in out
+    assert "skipped n=1 hybrid" in out
