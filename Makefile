@@ -30,6 +30,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/translate.py --quick
+	$(BIN)/python benchmarks/corpus.py
+	$(BIN)/python benchmarks/train.py --quick
+	$(BIN)/python benchmarks/evaluate.py
 
 clean:
 	rm -rf out .pytest_cache
