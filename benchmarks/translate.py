@@ -39,20 +39,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-NLLB_600M = dict(
-    d_model=1024,
-    encoder_layers=12,
-    decoder_layers=12,
-    encoder_attention_heads=16,
-    decoder_attention_heads=16,
-    encoder_ffn_dim=4096,
-    decoder_ffn_dim=4096,
-    max_position_embeddings=1024,
-    scale_embedding=True,
-    activation_function="relu",
-    vocab_size=256206,
-    tie_word_embeddings=True,
-)
 
 
 def log(message: str) -> None:
@@ -68,28 +54,14 @@ def build_random_nllb_600m(output: Path) -> Path:
     hf_dir = output / "nllb-600m-random"
     if (hf_dir / "model.safetensors").is_file() and (hf_dir / "tokenizer.json").is_file():
         return hf_dir
-    import torch
-    from transformers import M2M100Config, M2M100ForConditionalGeneration
-
     from polyqa.translate.sample_text import sample_lines
-    from polyqa.translate.tiny import build_tokenizer, train_sentencepiece
+    from polyqa.translate.tiny import NLLB_600M, NLLB_VOCAB_SIZE, build_hf_model, build_tokenizer, train_sentencepiece
 
     log("building the random NLLB-600M-shaped model (once)")
-    tokenizer = build_tokenizer(train_sentencepiece(sample_lines(), 600, 0), vocab_size=NLLB_600M["vocab_size"])
-    assert len(tokenizer) == NLLB_600M["vocab_size"], len(tokenizer)
-    config = M2M100Config(
-        **NLLB_600M,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        tokenizer_class="NllbTokenizer",
-    )
-    torch.manual_seed(0)
-    model = M2M100ForConditionalGeneration(config).eval()
+    tokenizer = build_tokenizer(train_sentencepiece(sample_lines(), 600, 0), vocab_size=NLLB_VOCAB_SIZE)
+    assert len(tokenizer) == NLLB_VOCAB_SIZE, len(tokenizer)
+    # transformers' default init (std 0.02), as in a real checkpoint's scale.
+    model = build_hf_model(NLLB_VOCAB_SIZE, 0, init_std=0.02, architecture=NLLB_600M)
     tmp = Path(tempfile.mkdtemp(prefix=".nllb-600m-random.", dir=output))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
@@ -232,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         results[f"ct2_vs_hf_beam{beam}"] = round(ratio, 2)
         details[f"beam{beam}"] = {"hf_s": hf_times, "ct2_s": ct2_times}
         log(f"beam {beam}: engine is {ratio:.2f}x HF generate")
-    del hf_model
+    hf_model = None  # free the float32 weights before the end-to-end part
     gc.collect()
 
     # ---- end to end vs raw CTranslate2, beam 4 (the engine's default), cold cache each time

@@ -54,15 +54,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=False)
     for ax, (setting, key) in zip(axes, SETTING_KEYS.items()):
-        metric = f"{bench}_{key}_map"
-        for strategy, by_n in sorted(_group(rows, metric).items()):
-            ns = sorted(by_n)
-            stats = [_mean_sd(by_n[n]) for n in ns]
-            ax.errorbar(ns, [m for m, _ in stats], yerr=[s for _, s in stats],
-                        fmt=STRATEGY_STYLE.get(strategy, "x-"), capsize=3, label=strategy)
-        base = _zero_shot(rows, metric)
-        if base is not None:
-            ax.axhline(base, color="grey", ls="--", lw=1, label="zero-shot base")
+        _plot_by_languages(ax, rows, f"{bench}_{key}_map")
         ax.set_title(f"{setting} mAP ({bench.replace('_', '-')})")
         ax.set_xlabel("training languages")
         ax.set_xscale("log", base=2)
@@ -74,16 +66,8 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
     fig.savefig(out_dir / plots["map_vs_languages"], dpi=110)
     plt.close(fig)
 
-    metric = f"{bench}_rank_distance"
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for strategy, by_n in sorted(_group(rows, metric).items()):
-        ns = sorted(by_n)
-        stats = [_mean_sd(by_n[n]) for n in ns]
-        ax.errorbar(ns, [m for m, _ in stats], yerr=[s for _, s in stats],
-                    fmt=STRATEGY_STYLE.get(strategy, "x-"), capsize=3, label=strategy)
-    base = _zero_shot(rows, metric)
-    if base is not None:
-        ax.axhline(base, color="grey", ls="--", lw=1, label="zero-shot base")
+    _plot_by_languages(ax, rows, f"{bench}_rank_distance")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training languages")
     ax.set_ylabel("rank distance (lower = less language bias)")
@@ -118,6 +102,18 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
     fig.savefig(out_dir / plots["map_vs_compute"], dpi=110)
     plt.close(fig)
     return plots
+
+
+def _plot_by_languages(ax: Any, rows: Sequence[Mapping[str, Any]], metric: str) -> None:
+    """One line per strategy (mean ± seed s.d. per language count), the untrained base dashed."""
+    for strategy, by_n in sorted(_group(rows, metric).items()):
+        ns = sorted(by_n)
+        stats = [_mean_sd(by_n[n]) for n in ns]
+        ax.errorbar(ns, [m for m, _ in stats], yerr=[s for _, s in stats],
+                    fmt=STRATEGY_STYLE.get(strategy, "x-"), capsize=3, label=strategy)
+    base = _zero_shot(rows, metric)
+    if base is not None:
+        ax.axhline(base, color="grey", ls="--", lw=1, label="zero-shot base")
 
 
 def _frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -92,21 +92,24 @@ def build_tokenizer(spm_model: bytes, *, vocab_size: int | None = None):
     return NllbTokenizer(vocab=vocab, merges=merges, src_lang="eng_Latn", tgt_lang="deu_Latn")
 
 
-def build_hf_model(vocab_size: int, seed: int, *, init_std: float = 0.5):
-    """A random M2M100 (NLLB architecture) small enough to build and run in well under a second."""
+# Layer sizes of the tiny model; NLLB_600M below is NLLB-200-distilled-600M's.
+TINY_ARCHITECTURE = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                         decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                         max_position_embeddings=256)
+NLLB_600M = dict(d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
+                 decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096,
+                 max_position_embeddings=1024)
+NLLB_VOCAB_SIZE = 256206
+
+
+def build_hf_model(vocab_size: int, seed: int, *, init_std: float = 0.5, architecture: dict | None = None):
+    """A random M2M100 with NLLB's layout: tiny by default (builds and runs in well under a second)."""
     import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration
 
     config = M2M100Config(
         vocab_size=vocab_size,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=256,
+        **(architecture or TINY_ARCHITECTURE),
         scale_embedding=True,
         dropout=0.0,
         attention_dropout=0.0,
