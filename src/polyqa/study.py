@@ -66,6 +66,7 @@ class StudyConfig:
     translation_estimate: dict[str, float] = field(
         default_factory=lambda: {"tokens_per_word": 1.35, "tokens_per_second": 150.0}
     )
+    notes: str = ""  # what the reader must know about this run (scale, model); printed in the report
 
     def __post_init__(self) -> None:
         self.language_order = L.normalize_many(self.language_order)

@@ -173,6 +173,8 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         lines += ["", "## Plots", ""]
         lines += [f"![{key}]({file})" for key, file in plots.items()]
     lines += ["", "## What this does and does not show", ""]
+    if getattr(config, "notes", ""):
+        lines += [config.notes.strip(), ""]
     lines += [
         "- Each cell trains for the same number of steps, so cells differ in languages and batch "
         "composition, not in training length. Seed spread is reported where a cell has several seeds; "
