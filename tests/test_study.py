@@ -127,7 +127,7 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
         assert (results / png).stat().st_size > 1000
 
     # a rerun trains nothing: every cell comes from its record
-    record = cell_dir / "cell.json"
+    record = results / "cells" / f"{cell_dir.name}.json"
     stamp = record.stat().st_mtime_ns
     assert module.language_scaling(str(tiny_study_config))["cells"] == 4
     assert record.stat().st_mtime_ns == stamp

@@ -6,8 +6,9 @@ languages-per-batch cap, seed). Every cell trains the same base model for the
 same number of steps (so cells are comparable) on the first N languages of a
 configured order, then evaluates zero-shot on the configured benchmarks,
 keeping languages seen in training apart from unseen ones. Each cell is cached
-under the hash of everything that determines its result: a rerun skips
-finished cells, so a study can be continued over several runs.
+under the hash of everything that determines its result (a record in
+``results_dir/cells/``): a rerun skips finished cells, so a study can be
+continued over several runs, and on another machine from committed results.
 
 Outputs in ``results_dir``: ``cells.parquet`` and ``cells.csv`` (one row per
 cell), PNG plots, and ``REPORT.md`` stating the findings with their numbers.
@@ -33,7 +34,13 @@ log = logging.getLogger(__name__)
 ENGLISH = "eng_Latn"
 STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid")
 SETTINGS = ("monolingual", "cross-lingual", "multilingual")
-CELL_FILE = "cell.json"
+CELLS_DIR = "cells"  # in results_dir: one JSON record per finished cell (committed with the results)
+
+
+def cell_record_path(config: "StudyConfig", cell: "Cell", key: str) -> Path:
+    """Where a finished cell's row is kept: in the results folder, so a study can be continued
+    on another machine from the committed results alone."""
+    return Path(config.results_dir) / CELLS_DIR / f"{cell.label}-{key}.json"
 
 
 @dataclass
@@ -41,8 +48,8 @@ class StudyConfig:
     """A study grid; a YAML config maps onto these fields one to one."""
 
     name: str
-    results_dir: str  # table, plots and report (small; meant to be committed)
-    work_dir: str  # corpus, trained models, per-cell records (large; not committed)
+    results_dir: str  # table, plots, report and one record per finished cell (small; committed)
+    work_dir: str  # corpus, trained models, evaluation outputs (large; not committed)
     # The training corpus: an existing polyqa corpus folder, or a build config
     # (mapping) that polyqa.corpus.build turns into one in work_dir/corpus.
     corpus: str | dict[str, Any] = ""
@@ -210,6 +217,12 @@ def prepare_corpus(config: StudyConfig, train_titles: list[str] | None) -> tuple
     return corpus_dir, json.loads(manifest_path.read_text("utf-8"))
 
 
+def corpus_fingerprint(manifest: Mapping[str, Any]) -> str:
+    """Identity of a corpus's content: its shards' paths, row counts and checksums (no timings)."""
+    shards = manifest.get("shards") or []
+    return _hash(sorted((s["path"], s["rows"], s["sha256"]) for s in shards))
+
+
 def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Mapping[str, Any],
                      languages: Iterable[str]) -> dict[str, Any]:
     """Segments, tokens and seconds of machine translation the cell's languages need.
@@ -368,7 +381,9 @@ def run_cell(
         row.update(_metrics_row(bench.replace("-", "_"), result, seen, set(config.unseen)))
     row["eval_seconds"] = eval_seconds
     row["total_seconds"] = float(row.get("train_seconds") or 0) + float(row["translation_seconds"])
-    (cell_dir / CELL_FILE).write_text(json.dumps(row, indent=2, default=str), "utf-8")
+    record = cell_record_path(config, cell, key)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(row, indent=2, default=str), "utf-8")
     return row
 
 
@@ -387,11 +402,8 @@ class StudyPlan:
     keys: list[str]
     skipped: list[dict[str, Any]]
 
-    def cell_dir(self, i: int) -> Path:
-        return Path(self.config.work_dir) / "cells" / f"{self.cells[i].label}-{self.keys[i]}"
-
     def finished(self, i: int) -> dict[str, Any] | None:
-        done = self.cell_dir(i) / CELL_FILE
+        done = cell_record_path(self.config, self.cells[i], self.keys[i])
         return json.loads(done.read_text("utf-8")) if done.exists() else None
 
 
@@ -411,7 +423,7 @@ def prepare_study(config: StudyConfig) -> StudyPlan:
         heldout_file.write_text("\n".join(heldout) + "\n", "utf-8")
         (results_dir / "train_articles.txt").write_text("\n".join(train_titles) + "\n", "utf-8")
     corpus_dir, manifest = prepare_corpus(config, train_titles)
-    corpus_fp = _hash(manifest.get("shards", manifest))
+    corpus_fp = corpus_fingerprint(manifest)
     cells, skipped = plan_cells(config)
     keys = [cell_key(config, cell, corpus_fp) for cell in cells]
     return StudyPlan(config, corpus_dir, manifest, heldout_file, cells, keys, skipped)
