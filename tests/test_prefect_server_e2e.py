@@ -77,6 +77,10 @@ class PrefectServer:
         assert run.returncode == 0, f"prefect {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         return run
 
+    def api_get(self, path: str) -> dict:
+        with urllib.request.urlopen(f"{self.api}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
     def flow_runs(self, flow_name: str) -> list[dict]:
         body = json.dumps({"flows": {"name": {"any_": [flow_name]}}}).encode()
         request = urllib.request.Request(f"{self.api}/flow_runs/filter", data=body,
@@ -168,6 +172,11 @@ def _wait_completed(server: PrefectServer, flow_name: str, timeout: float) -> di
 @pytest.mark.slow
 def test_build_triggers_training_then_evaluation(tmp_path, xquad_r_dir, prefect_server):
     """prefect.yaml's triggers as shipped; only the sizes are shrunk to test scale."""
+    # The whole file deploys as the README says, the scheduled refresh with its schedule off.
+    prefect_server.cli("--no-prompt", "deploy", "--all")
+    refresh = prefect_server.api_get("/deployments/name/build-corpus/scheduled-refresh")
+    assert [(s["schedule"]["cron"], s["active"]) for s in refresh["schedules"]] == [("0 3 * * 1", False)]
+    assert refresh["parameters"]["refresh"] is True
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     train_config = yaml.safe_load((REPO / "configs" / "train-minilm-hybrid.yaml").read_text())
     train_config.update(max_steps=2, batch_size=4, max_seq_length=32, positive="sentence", checkpoint_steps=100)
