@@ -155,15 +155,15 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
     lines += ["## Findings", ""]
     lines += _findings(rows, bench)
     lines += ["", f"## All cells ({name}, mAP)", ""]
-    lines.append("| cell | mono | cross | multi | multi seen | multi unseen | rank dist. | train s | "
+    lines.append("| cell | mono | cross | multi | multi seen | multi unseen | rank dist. | train tokens | train s | "
                  "translation tokens | est. |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["n_languages"], r["strategy"], str(r["languages_per_batch"]), r["seed"])):
         lines.append(
             f"| {r['cell']} | {_fmt(r.get(f'{bench}_monolingual_map'))} | {_fmt(r.get(f'{bench}_cross_lingual_map'))}"
             f" | {_fmt(r.get(f'{bench}_multilingual_map'))} | {_fmt(r.get(f'{bench}_multilingual_map_seen'))}"
             f" | {_fmt(r.get(f'{bench}_multilingual_map_unseen'))} | {_fmt(r.get(f'{bench}_rank_distance'), 1)}"
-            f" | {_fmt(r.get('train_seconds'), 0)} | {_fmt(r.get('translation_tokens'))}"
+            f" | {_fmt(r.get('train_tokens'))} | {_fmt(r.get('train_seconds'), 0)} | {_fmt(r.get('translation_tokens'))}"
             f" | {'yes' if r.get('translation_estimated') else 'no'} |"
         )
     if skipped:
@@ -181,8 +181,8 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         "differences smaller than that spread are not findings.",
         "- Translation cost marked `est.` is estimated from the English text (words x tokens per word) "
         "and an engine throughput, because the corpus was imported, not translated.",
-        "- Compute is measured on the machine that ran the study; ratios between cells are meaningful, "
-        "absolute seconds are not portable.",
+        "- Compute is measured on the machine that ran the study, which may have been shared with other "
+        "work: training tokens are exact, seconds are indicative only and not portable.",
     ]
     return "\n".join(lines) + "\n"
 
