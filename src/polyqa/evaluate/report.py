@@ -74,6 +74,12 @@ def _split_pairs(per_pair: dict[str, dict[str, float | None]], seen: set[str]) -
     return {k: _mean(v) for k, v in groups.items()}
 
 
+def _seen_header(lang_list: list[str], seen: set[str]) -> dict:
+    return {"training_languages": sorted(seen),
+            "seen": [lang for lang in lang_list if lang in seen],
+            "unseen": [lang for lang in lang_list if lang not in seen]}
+
+
 def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
                      seen_languages: list[str] | None = None) -> dict:
     lang_list = benchmark.languages
@@ -138,9 +144,7 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
     if seen_languages is not None:
         seen = set(seen_languages)
         result["seen_unseen"] = {
-            "training_languages": sorted(seen),
-            "seen": [lang for lang in lang_list if lang in seen],
-            "unseen": [lang for lang in lang_list if lang not in seen],
+            **_seen_header(lang_list, seen),
             "monolingual": _split_means(mono, seen),
             "cross-lingual": _split_pairs(cross, seen),
             "multilingual": _split_means(multi, seen),
@@ -172,9 +176,7 @@ def summarize_miracl(benchmark: Benchmark, scores: MiraclScores, seen_languages:
     if seen_languages is not None:
         seen = set(seen_languages)
         result["seen_unseen"] = {
-            "training_languages": sorted(seen),
-            "seen": [lang for lang in lang_list if lang in seen],
-            "unseen": [lang for lang in lang_list if lang not in seen],
+            **_seen_header(lang_list, seen),
             "nDCG@10": _split_means({k: v["nDCG@10"] for k, v in per_language.items()}, seen),
             "Recall@100": _split_means({k: v["Recall@100"] for k, v in per_language.items()}, seen),
         }
