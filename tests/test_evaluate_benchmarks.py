@@ -106,3 +106,38 @@ def test_miracl_bad_qrels(tmp_path):
     qrels.write_text("11 Q0 200#1 yes\n")
     with pytest.raises(BenchmarkFormatError, match=r"qrels\.miracl-v1\.0-de-dev\.tsv: line 1: field 'rel'"):
         load_miracl(tmp_path / "m", ["de"])
+
+
+def _flat_rows(path):
+    """XQuAD-R JSON flattened to the hub's rows (id, context, question, answers)."""
+    rows = []
+    for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                rows.append({"id": qa["id"], "context": paragraph["context"], "question": qa["question"],
+                             "answers": {"text": [a["text"] for a in qa["answers"]],
+                                         "answer_start": [a["answer_start"] for a in qa["answers"]]}})
+    return rows
+
+
+def test_hub_flat_rows_become_lareqa_files(tmp_path, xquad_r_dir):
+    import datasets
+
+    from polyqa.evaluate.benchmarks import load_lareqa, write_lareqa_from_flat
+
+    rows = {code: datasets.Dataset.from_list(_flat_rows(xquad_r_dir / f"{code}.json")) for code in ("en", "de")}
+    folder = write_lareqa_from_flat(rows, tmp_path / "hub")
+    hub = load_lareqa(folder, "xquad-r", ["en", "de"], None, None, None)
+    released = load_lareqa(xquad_r_dir, "xquad-r", ["en", "de"], None, None, None)
+    assert len(hub.queries) == len(released.queries) == 2 * 1190
+    # pysbd's sentences instead of LAReQA's: the candidate count stays close to the release's
+    assert abs(len(hub.candidates) - len(released.candidates)) < 0.05 * len(released.candidates)
+    # every question keeps a relevant sentence in both languages
+    assert sum(len(q.relevant) >= 2 for q in hub.queries) >= 0.98 * len(hub.queries)
+
+
+def test_mlqa_r_without_a_folder_says_where_to_get_it():
+    from polyqa.evaluate.benchmarks import resolve_lareqa_dir
+
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        resolve_lareqa_dir("mlqa-r", None)

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", required=True, choices=["xquad-r", "mlqa-r", "miracl"])
     p.add_argument("--data-dir", default=None,
                    help="local benchmark folder (LAReQA: <lang>.json files; MIRACL: its topics/qrels/corpus layout); "
-                        "for LAReQA also 'owner/repo[:subfolder]' on the hub; default: the LAReQA hub copy")
+                        "for xquad-r it may be omitted (or a hub id given): google-research-datasets/xquad_r is "
+                        "read from the hub and its paragraphs segmented by polyqa (needs network)")
     p.add_argument("--output", required=True, help="OUT.json (OUT.md and OUT.heatmap.png are written beside it)")
     p.add_argument("--candidates", choices=["sentence", "sentence+context"], default="sentence+context",
                    help="encode candidate sentences alone or as 'sentence <sep> paragraph' (LAReQA); default %(default)s")

@@ -38,11 +38,10 @@ LAREQA_LANGUAGES = {
     "xquad-r": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"),
     "mlqa-r": ("ar", "de", "en", "es", "hi", "vi", "zh"),
 }
-# Where the LAReQA files live on the hub when no local folder is given.
-LAREQA_HUB = {
-    "xquad-r": ("google-research-datasets/lareqa", "xquad-r"),
-    "mlqa-r": ("google-research-datasets/lareqa", "mlqa-r"),
-}
+# XQuAD-R on the Hugging Face hub: one config per language, flat SQuAD rows
+# (id, context, question, answers) without LAReQA's sentence breaks. MLQA-R is not
+# on the hub: it needs a local copy of the LAReQA release.
+LAREQA_HUB = {"xquad-r": "google-research-datasets/xquad_r"}
 MIRACL_HUB_TOPICS = "miracl/miracl"
 MIRACL_HUB_CORPUS = "miracl/miracl-corpus"
 
@@ -102,22 +101,66 @@ class Benchmark:
 
 
 def resolve_lareqa_dir(name: str, data_dir: str | Path | None) -> Path:
-    """The local folder of a LAReQA benchmark, downloading it from the hub if none is given.
+    """The local folder of a LAReQA benchmark; without one, XQuAD-R is read from the hub.
 
-    ``data_dir`` may be a local folder or ``owner/repo[:subfolder]`` on the hub.
+    ``data_dir`` may be a local folder, or a hub dataset id with XQuAD-R's flat layout.
     """
     if data_dir is not None and Path(data_dir).is_dir():
         return Path(data_dir)
-    repo, sub = LAREQA_HUB[name]
-    if data_dir is not None:
-        if "/" not in str(data_dir):
-            raise FileNotFoundError(f"benchmark folder not found: {data_dir}")
-        repo, _, sub = str(data_dir).partition(":")
-    # Real hub loading (needs network): the LAReQA JSON files as released.
-    from huggingface_hub import snapshot_download
+    if data_dir is not None and "/" not in str(data_dir):
+        raise FileNotFoundError(f"benchmark folder not found: {data_dir}")
+    repo = str(data_dir) if data_dir is not None else LAREQA_HUB.get(name)
+    if repo is None:
+        raise FileNotFoundError(f"{name} is not on the Hugging Face hub: download the LAReQA release "
+                                "and pass its folder as --data-dir")
+    import os
 
-    root = snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=[f"{sub}/*"] if sub else None)
-    return Path(root) / sub if sub else Path(root)
+    import datasets  # real hub loading (needs network)
+
+    cache = Path(os.environ.get("POLYQA_HOME", Path.home() / ".cache" / "polyqa")) / "benchmarks"
+    folder = cache / repo.replace("/", "--")
+    if not all((folder / f"{code}.json").exists() for code in LAREQA_LANGUAGES[name]):
+        rows = {code: datasets.load_dataset(repo, code, split="validation") for code in LAREQA_LANGUAGES[name]}
+        write_lareqa_from_flat(rows, folder)
+    return folder
+
+
+def write_lareqa_from_flat(rows_by_language: dict, folder: str | Path) -> Path:
+    """Write ``<code>.json`` LAReQA files from flat SQuAD rows (``id, context, question, answers``).
+
+    Rows are grouped into paragraphs by context (in first-seen order, one article per
+    paragraph since titles are absent); sentence breaks come from polyqa's segmenter, so
+    candidates can differ slightly from LAReQA's own segmentation (recorded as
+    ``sentence_source: polyqa.segment`` in every paragraph).
+    """
+    from polyqa.segment import split_sentences
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for code, rows in rows_by_language.items():
+        paragraphs: dict[str, dict] = {}
+        for row in rows:
+            context = row["context"]
+            if context not in paragraphs:
+                sentences = split_sentences(context, langs.normalize(code))
+                paragraphs[context] = {
+                    "context": context,
+                    "sentences": [s.text for s in sentences],
+                    "sentence_breaks": [[s.start, s.end] for s in sentences],
+                    "sentence_source": "polyqa.segment",
+                    "qas": [],
+                }
+            answers = row["answers"]
+            paragraphs[context]["qas"].append({
+                "id": row["id"], "question": row["question"],
+                "answers": [{"text": t, "answer_start": int(a)}
+                            for t, a in zip(answers["text"], answers["answer_start"])],
+            })
+        data = [{"title": f"paragraph-{i}", "paragraphs": [p]} for i, p in enumerate(paragraphs.values())]
+        tmp = folder / f".{code}.json.tmp"
+        tmp.write_text(json.dumps({"version": "flat-hub", "data": data}, ensure_ascii=False), "utf-8")
+        tmp.replace(folder / f"{code}.json")
+    return folder
 
 
 def _lareqa_files(folder: Path, name: str, languages: Iterable[str] | None) -> dict[str, Path]:
