@@ -57,7 +57,6 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
         _plot_by_languages(ax, rows, f"{bench}_{key}_map")
         ax.set_title(f"{setting} mAP ({bench.replace('_', '-')})")
         ax.set_xlabel("training languages")
-        ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mAP")
     axes[-1].legend(fontsize=8)
@@ -68,7 +67,6 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     _plot_by_languages(ax, rows, f"{bench}_rank_distance")
-    ax.set_xscale("log", base=2)
     ax.set_xlabel("training languages")
     ax.set_ylabel("rank distance (lower = less language bias)")
     ax.set_title(f"language bias ({bench.replace('_', '-')})")
@@ -81,8 +79,9 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
 
     metric = f"{bench}_multilingual_map"
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
-    points = [(float(r["total_seconds"]), float(r[metric]), r) for r in rows
-              if r.get(metric) is not None and r["n_languages"]]
+    # Tokens, not seconds: exact and independent of what else ran on the machine.
+    points = [((float(r.get("translation_tokens") or 0) + float(r.get("train_tokens") or 0)) / 1000,
+               float(r[metric]), r) for r in rows if r.get(metric) is not None and r["n_languages"]]
     for strategy in sorted({p[2]["strategy"] for p in points}):
         sel = [p for p in points if p[2]["strategy"] == strategy]
         ax.scatter([p[0] for p in sel], [p[1] for p in sel], label=strategy,
@@ -92,7 +91,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
     frontier = _frontier([(x, y) for x, y, _ in points])
     if frontier:
         ax.plot([p[0] for p in frontier], [p[1] for p in frontier], "k:", lw=1, label="cost/quality frontier")
-    ax.set_xlabel("compute: translation + training seconds (labels: training languages)")
+    ax.set_xlabel("compute: translation + training tokens, thousands (labels: training languages)")
     ax.set_ylabel("multilingual mAP")
     ax.set_title("quality against compute")
     ax.grid(alpha=0.3)
@@ -114,6 +113,10 @@ def _plot_by_languages(ax: Any, rows: Sequence[Mapping[str, Any]], metric: str) 
     base = _zero_shot(rows, metric)
     if base is not None:
         ax.axhline(base, color="grey", ls="--", lw=1, label="zero-shot base")
+    counts = sorted({n for by_n in _group(rows, metric).values() for n in by_n})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(counts, [str(n) for n in counts])
+    ax.minorticks_off()
 
 
 def _frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
