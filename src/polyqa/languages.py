@@ -13,6 +13,9 @@ from functools import lru_cache
 
 import pycountry
 
+# English is a language like the others in a corpus; this is its code everywhere in polyqa.
+ENGLISH = "eng_Latn"
+
 # The 202 language codes of NLLB-200 in the model's own vocabulary order
 # (facebook/nllb-200-* tokenizers; FLORES-200 naming).
 NLLB_CODES: tuple[str, ...] = (
