@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from polyqa import __version__, commands
+from polyqa.errors import debug_enabled, user_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Parallel multilingual QA corpora and multilingual retriever training.",
     )
     parser.add_argument("--version", action="version", version=f"polyqa {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also POLYQA_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
@@ -35,7 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # expected failures become one line; bugs keep their traceback
+        message = user_message(exc)
+        if message is None or debug_enabled(args.debug):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
