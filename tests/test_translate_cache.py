@@ -63,3 +63,76 @@ def test_concurrent_writer_processes_lose_nothing(tmp_path):
     found = cache.get_many("prefix", own)
     assert len(found) == len(own)
     assert all(found[k] == f"t{k.split('-')[1]}" for k in own)
+
+
+def test_a_file_that_is_not_a_database_is_set_aside_not_deleted(tmp_path):
+    import pytest
+
+    from polyqa.translate.cache import CacheDamagedWarning
+
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not sqlite, it is a user's notes\n" * 100)
+    with pytest.warns(CacheDamagedWarning, match="damaged"):
+        cache = TranslationCache(path)
+    assert cache.set_aside is not None and cache.set_aside.read_bytes().startswith(b"this is not sqlite")
+    cache.put_many("p", [("a", "A")])
+    assert cache.get_many("p", ["a"]) == {"a": "A"}
+
+
+def test_a_damaged_entry_is_dropped_and_reported_never_returned(tmp_path):
+    import sqlite3
+
+    cache = TranslationCache(tmp_path / "c.sqlite")
+    cache.put_many("p", [("a", "A"), ("b", "B")])
+    cache.close()
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:  # bit rot: the text changed under its checksum
+        conn.execute("UPDATE translations SET translation = 'garbage' WHERE translation = 'A'")
+    cache = TranslationCache(tmp_path / "c.sqlite")
+    assert cache.get_many("p", ["a", "b"]) == {"b": "B"}
+    assert cache.damaged_entries == 1 and len(cache) == 1
+    cache.put_many("p", [("a", "A")])  # translated again and stored whole
+    assert cache.get_many("p", ["a"]) == {"a": "A"}
+
+
+def _write_forever(path: str, ready) -> None:
+    cache = TranslationCache(path)
+    i = 0
+    while True:
+        cache.put_many("p", [(f"text-{i}-{j}", f"translation-{i}-{j}") for j in range(200)])
+        i += 1
+        if i == 3:
+            ready.set()
+
+
+def test_a_kill_during_a_cache_write_loses_only_the_open_transaction(tmp_path):
+    import os
+    import signal
+
+    path = str(tmp_path / "c.sqlite")
+    ready = multiprocessing.get_context("fork").Event()
+    writer = multiprocessing.get_context("fork").Process(target=_write_forever, args=(path, ready))
+    writer.start()
+    assert ready.wait(60)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join()
+    cache = TranslationCache(path)  # opens cleanly: no set-aside
+    assert cache.set_aside is None
+    n = len(cache)
+    assert n >= 600 and n % 200 == 0  # whole transactions only
+    rounds = n // 200
+    assert cache.get_many("p", [f"text-{rounds - 1}-199"]) == {f"text-{rounds - 1}-199": f"translation-{rounds - 1}-199"}
+
+
+def test_cache_files_follow_the_users_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        cache = TranslationCache(tmp_path / "sub" / "c.sqlite")
+        cache.put_many("p", [("a", "A")])
+    finally:
+        os.umask(old)
+    for f in (tmp_path / "sub").iterdir():
+        mode = stat.S_IMODE(f.stat().st_mode)
+        assert not mode & stat.S_IWOTH and not mode & stat.S_IROTH, (f, oct(mode))
