@@ -44,3 +44,17 @@ def test_translate_reports_bad_arguments(tiny_model, tmp_path, capsys):
     assert main(["translate", "--model", str(tiny_model.ct2_dir), "--source", "en", "--target", "xx-bad",
                  "--no-cache", "--input", "/dev/null"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_translate_a_sentence_longer_than_the_model_positions(tiny_model, tmp_path, capsys):
+    from test_translate_engine import LONG_SENTENCE
+
+    source = tmp_path / "long.txt"
+    source.write_text(LONG_SENTENCE + "\n", encoding="utf-8")
+    for extra in ([], ["--passages"]):
+        assert main(["translate", "--model", str(tiny_model.ct2_dir), "--source", "en", "--target", "de",
+                     "--input", str(source), "--no-cache", "--beam-size", "1", *extra]) == 0
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        out = captured.out.splitlines()
+        assert len(out) == 1 and out[0].startswith("deu_Latn\t") and len(out[0]) > 20

@@ -167,3 +167,38 @@ def test_stats_merge_and_model_info(engine):
     assert GREEDY_20.fingerprint() != dataclasses.replace(GREEDY_20, beam_size=2).fingerprint()
     with pytest.raises(ValueError):
         DecodingSettings(beam_size=0)
+
+
+LONG_SENTENCE = ("The lighthouse keeper, who had lived on the island for more than forty years, wrote in his "
+                 "journal that the storm of 1887, which destroyed the harbour, the chapel, the school and most "
+                 "of the fishing boats, was the worst he had ever seen; the villagers, however, remembered it "
+                 "differently, and their accounts, collected decades later by a historian from the mainland, "
+                 "describe a night of wind, rain, thunder and fear that lasted until the morning tide. ") * 3
+
+
+def test_split_pieces_prefers_clause_then_word_boundaries():
+    from polyqa.translate.engine import split_pieces
+
+    pieces = ["\u2581a", "b", ",", "\u2581c", "d", "\u2581e", "f", "\u2581g", "h", "i"]
+    assert split_pieces(pieces, 20) == [pieces]
+    parts = split_pieces(pieces, 4)
+    assert [p for part in parts for p in part] == pieces and all(len(p) <= 4 for p in parts)
+    assert parts[0] == ["\u2581a", "b", ","]  # ends after the comma
+    no_marks = ["x"] * 10
+    assert [len(p) for p in split_pieces(no_marks, 4)] == [4, 4, 2]
+
+
+def test_long_segments_never_crash_the_model_and_are_translated_in_parts(tiny_model):
+    """The tiny model has 256 positions: a longer input or output used to end in a RuntimeError."""
+    settings = DecodingSettings(beam_size=1, max_length_ratio=1.5, max_length_extra=8)  # > 256 output tokens
+    with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as eng:
+        assert eng.max_positions == 256 and eng.max_input_tokens == 256
+        n_tokens = eng.count_tokens([LONG_SENTENCE])[0]
+        assert n_tokens > 256
+        short = "The river flows."
+        out = eng.translate([LONG_SENTENCE, short], "en", "de")
+        assert all(out) and eng.stats.split_inputs == 1 and eng.split_segments == {LONG_SENTENCE}
+        assert eng.stats.target_tokens <= 255 * 3 + 255
+        # the short one is translated exactly as it is alone
+        with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as alone:
+            assert alone.translate([short], "en", "de") == [out[1]]

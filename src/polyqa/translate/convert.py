@@ -196,6 +196,7 @@ def _convert(hf_dir: Path, output_dir: Path, quantization: str) -> None:
             "quantization": quantization,
             "ctranslate2": ctranslate2.__version__,
             "fingerprint": content_fingerprint(final_tmp) + f"-{quantization}",
+            "max_positions": _hf_max_positions(hf_dir),
         }
         (final_tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         try:
@@ -206,6 +207,29 @@ def _convert(hf_dir: Path, output_dir: Path, quantization: str) -> None:
             logger.info("%s was converted by another process meanwhile", output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _hf_max_positions(hf_dir: Path) -> int | None:
+    try:
+        config = json.loads((Path(hf_dir) / "config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings")
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def model_max_positions(ct2_dir: str | os.PathLike) -> int | None:
+    """Positions the converted model has (inputs and outputs longer than this crash CTranslate2).
+
+    Recorded at conversion; for folders converted before that, read from the source model's
+    config when it is still there. None when unknown.
+    """
+    meta = _read_meta(Path(ct2_dir)) or {}
+    if meta.get("max_positions"):
+        return int(meta["max_positions"])
+    if meta.get("source"):
+        return _hf_max_positions(Path(meta["source"]))
+    return None
 
 
 def resolve_model(

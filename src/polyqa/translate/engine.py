@@ -8,7 +8,7 @@ a token budget, and submitted asynchronously so every CTranslate2 worker has a
 batch to run. Results go back to the caller's order and into the cache as each
 batch finishes, so an interrupted job resumes where it stopped.
 
-NLLB conventions (see DESIGN.md section 5): the source is
+NLLB conventions: the source is
 ``[src_lang] + pieces + ["</s>"]``, the target prefix is ``[tgt_lang]``, the
 output starts with the language code (stripped here) and CTranslate2's
 ``max_decoding_length`` counts that prefix.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from polyqa.languages import normalize
 from polyqa.translate.cache import TranslationCache
-from polyqa.translate.convert import resolve_model
+from polyqa.translate.convert import model_max_positions, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class DecodingSettings:
     # minimum output length (0: none; benchmarks use it to force equal lengths).
     max_output_tokens: int | None = 512
     min_output_tokens: int = 0
-    # Longer sources are truncated (NLLB has 1024 positions); counted in stats.
+    # Longer sources are split at clause (else token) boundaries, each part translated and
+    # the parts joined; also clamped to the model's own positions (NLLB: 1024). Counted in stats.
     max_input_tokens: int = 1024
 
     def __post_init__(self):
@@ -86,7 +87,7 @@ class TranslationStats:
     source_tokens: int = 0  # encoder tokens of translated pairs
     target_tokens: int = 0  # generated tokens (language prefix not counted)
     seconds: float = 0.0
-    truncated_inputs: int = 0  # sources cut at max_input_tokens
+    split_inputs: int = 0  # sources longer than the input limit, translated in parts
     batches: int = 0  # model batches submitted (to check every worker got work)
 
     def add(self, other: TranslationStats) -> TranslationStats:
@@ -125,6 +126,37 @@ def default_threads(device: str, device_index: int | Sequence[int]) -> tuple[int
     if device == "cpu":
         return available_cores(), 1
     return 1, 1
+
+
+CLAUSE_END = (",", ";", ":", "،", "、", "，", "；", ")", "-", "–", "—")
+
+
+def split_pieces(pieces: list[str], limit: int) -> list[list[str]]:
+    """Token pieces cut into runs of at most ``limit``, each ending at a clause boundary when there is one.
+
+    A boundary is a piece ending with a clause mark (comma, semicolon, ...); failing that, the
+    start of a word (a piece starting with sentencepiece's word marker); failing that, anywhere.
+    """
+    if len(pieces) <= limit:
+        return [pieces]
+    parts: list[list[str]] = []
+    start = 0
+    while len(pieces) - start > limit:
+        window = range(start + limit, start + max(limit // 3, 1), -1)  # candidate ends, longest first
+        end = next((e for e in window if pieces[e - 1].endswith(CLAUSE_END)), None)
+        if end is None:
+            end = next((e for e in window if pieces[e].startswith("▁")), start + limit)
+        parts.append(pieces[start:end])
+        start = end
+    parts.append(pieces[start:])
+    return parts
+
+
+def join_parts(parts: list[str], lang: str) -> str:
+    """Translations of the parts of one long segment, joined as the language writes them."""
+    from polyqa.segment import join_translated
+
+    return join_translated(parts, lang)[0] if len(parts) > 1 else parts[0]
 
 
 class TranslationEngine:
@@ -175,6 +207,10 @@ class TranslationEngine:
             intra_threads=self.intra_threads,
         )
         self.num_workers = self.inter_threads * len(self.device_index)
+        # Inputs and outputs beyond the model's positions crash CTranslate2: clamp both.
+        self.max_positions = model_max_positions(self.ct2_dir)
+        self.max_input_tokens = min(decoding.max_input_tokens, self.max_positions or decoding.max_input_tokens)
+        self.split_segments: set[str] = set()  # source texts translated in parts (rows can flag them)
         if isinstance(cache, TranslationCache) or cache is None:
             self.cache, self._owns_cache = cache, False
         else:
@@ -187,6 +223,7 @@ class TranslationEngine:
             intra_threads=self.intra_threads,
             decoding=dataclasses.asdict(decoding),
             decoding_fingerprint=decoding.fingerprint(),
+            max_positions=self.max_positions,
         )
 
     # ---------------------------------------------------------------- tokens
@@ -204,8 +241,13 @@ class TranslationEngine:
         counts = [0] * len(segments)
         non_empty = [i for i, s in enumerate(segments) if s.strip()]
         for i, pieces in zip(non_empty, self._pieces([segments[i] for i in non_empty])):
-            counts[i] = min(len(pieces) + 2, self.decoding.max_input_tokens)
+            counts[i] = len(pieces) + 2
         return counts
+
+    def _output_limit(self, source_tokens: int) -> int:
+        """The decoding settings' output limit, clamped to the model's positions (prefix included)."""
+        limit = self.decoding.output_limit(source_tokens)
+        return min(limit, self.max_positions - 1) if self.max_positions else limit
 
     def _detokenize(self, hypotheses: list[list[str]]) -> list[str]:
         ids = [self.tokenizer.convert_tokens_to_ids(tokens) for tokens in hypotheses]
@@ -255,32 +297,40 @@ class TranslationEngine:
     def _run(self, jobs: list[tuple[str, str]], src: str, done: dict[str, dict[str, str]], progress: bool) -> None:
         from tqdm.auto import tqdm
 
-        limit = self.decoding.max_input_tokens - 2
+        limit = self.max_input_tokens - 2  # room for the language code and </s>
         texts = list(dict.fromkeys(s for s, _ in jobs))
-        source_tokens: dict[str, list[str]] = {}
+        parts_of: dict[str, list[list[str]]] = {}
         for text, pieces in zip(texts, self._pieces(texts)):
-            if len(pieces) > limit:
-                self.stats.truncated_inputs += 1
-                logger.warning("source truncated to %d tokens: %.60r...", self.decoding.max_input_tokens, text)
-                pieces = pieces[:limit]
-            source_tokens[text] = [src, *pieces, "</s>"]
+            parts = split_pieces(pieces, limit)
+            if len(parts) > 1:
+                self.stats.split_inputs += 1
+                self.split_segments.add(text)
+                logger.warning("source of %d tokens translated in %d parts: %.60r...", len(pieces) + 2,
+                               len(parts), text)
+            parts_of[text] = [[src, *part, "</s>"] for part in parts]
+        # Units of work: (job, part). Most jobs have one part.
+        units = [(j, k) for j, (segment, _) in enumerate(jobs) for k in range(len(parts_of[segment]))]
+
+        def tokens(unit: tuple[int, int]) -> list[str]:
+            return parts_of[jobs[unit[0]][0]][unit[1]]
 
         # Length-sorted batches under a padded-token budget: little padding, and
         # the longest batches first so the last ones to finish are short.
-        order = sorted(range(len(jobs)), key=lambda j: (-len(source_tokens[jobs[j][0]]), jobs[j][1]))
+        order = sorted(range(len(units)), key=lambda u: (-len(tokens(units[u])), jobs[units[u][0]][1]))
         batches: list[list[int]] = []
         current: list[int] = []
-        for j in order:
-            widest = len(source_tokens[jobs[current[0]][0]]) if current else 0  # sorted: first is widest
+        for u in order:
+            widest = len(tokens(units[current[0]])) if current else 0  # sorted: first is widest
             if current and (len(current) + 1) * widest > self.decoding.max_batch_tokens:
                 batches.append(current)
                 current = []
-            current.append(j)
+            current.append(u)
         if current:
             batches.append(current)
         self.stats.batches += len(batches)
 
         pending: dict[str, list[tuple[str, str]]] = {}
+        partial: dict[int, dict[int, tuple[str, int]]] = {}  # job -> part -> (text, output tokens)
         last_flush = time.monotonic()
         in_flight: deque = deque()
         window = max(2 * self.num_workers, 2)
@@ -292,27 +342,37 @@ class TranslationEngine:
                     batch = next(batch_iter, None)
                     if batch is None:
                         break
-                    in_flight.append((batch, self._submit([jobs[j] for j in batch], source_tokens)))
+                    in_flight.append((batch, self._submit([(tokens(units[u]), jobs[units[u][0]][1]) for u in batch])))
                 if not in_flight:
                     break
                 batch, async_results = in_flight.popleft()
                 hypotheses = []
-                for j, result in zip(batch, async_results):
-                    segment, tgt = jobs[j]
+                for u, result in zip(batch, async_results):
+                    tgt = jobs[units[u][0]][1]
                     hypothesis = result.result().hypotheses[0]
                     if hypothesis and hypothesis[0] == tgt:
                         hypothesis = hypothesis[1:]
                     # The batch's length limit is its longest member's: cut each
                     # output to its own limit so results do not depend on batching.
-                    hypotheses.append(hypothesis[: self.decoding.output_limit(len(source_tokens[segment]))])
-                for j, hypothesis, translation in zip(batch, hypotheses, self._detokenize(hypotheses)):
+                    hypotheses.append(hypothesis[: self._output_limit(len(tokens(units[u])))])
+                finished = 0
+                for u, hypothesis, translation in zip(batch, hypotheses, self._detokenize(hypotheses)):
+                    j, k = units[u]
                     segment, tgt = jobs[j]
+                    got = partial.setdefault(j, {})
+                    got[k] = (translation, len(hypothesis))
+                    n_parts = len(parts_of[segment])
+                    if len(got) < n_parts:
+                        continue
+                    del partial[j]
+                    translation = join_parts([got[i][0] for i in range(n_parts)], tgt)
                     done[tgt][segment] = translation
                     pending.setdefault(tgt, []).append((segment, translation))
                     self.stats.translated += 1
-                    self.stats.source_tokens += len(source_tokens[segment])
-                    self.stats.target_tokens += len(hypothesis)
-                bar.update(len(batch))
+                    self.stats.source_tokens += sum(len(t) for t in parts_of[segment])
+                    self.stats.target_tokens += sum(got[i][1] for i in range(n_parts))
+                    finished += 1
+                bar.update(finished)
                 if time.monotonic() - last_flush > 5.0:
                     self._flush(src, pending)
                     last_flush = time.monotonic()
@@ -323,12 +383,12 @@ class TranslationEngine:
             "translated %d segments from %s in %d batches (%d workers)", len(jobs), src, len(batches), self.num_workers
         )
 
-    def _submit(self, batch_jobs: list[tuple[str, str]], source_tokens: dict[str, list[str]]):
-        sources = [source_tokens[s] for s, _ in batch_jobs]
-        longest = max(self.decoding.output_limit(len(tokens)) for tokens in sources)
+    def _submit(self, batch: list[tuple[list[str], str]]):
+        sources = [tokens for tokens, _ in batch]
+        longest = max(self._output_limit(len(tokens)) for tokens in sources)
         return self.translator.translate_batch(
             sources,
-            target_prefix=[[tgt] for _, tgt in batch_jobs],
+            target_prefix=[[tgt] for _, tgt in batch],
             max_batch_size=self.decoding.max_batch_tokens,
             batch_type="tokens",
             asynchronous=True,
