@@ -58,3 +58,32 @@ def test_translate_a_sentence_longer_than_the_model_positions(tiny_model, tmp_pa
         assert "Traceback" not in captured.err
         out = captured.out.splitlines()
         assert len(out) == 1 and out[0].startswith("deu_Latn\t") and len(out[0]) > 20
+
+
+def test_one_name_for_each_model(tiny_model, tmp_path, capsys, monkeypatch):
+    """`--model tiny` works as in a build config; a `polyqa tiny-models` folder works as well as its ct2/."""
+    import shutil
+
+    from polyqa.translate import TranslationEngine  # the import the README shows
+
+    monkeypatch.setenv("POLYQA_HOME", str(tmp_path / "home"))
+    line = tmp_path / "in.txt"
+    line.write_text("The river flows.\n", encoding="utf-8")
+    common = ["--source", "en", "--target", "de", "--input", str(line), "--no-cache", "--beam-size", "1"]
+    assert main(["translate", "--model", "tiny", *common]) == 0
+    via_alias = capsys.readouterr().out
+    assert via_alias.startswith("deu_Latn\t") and (tmp_path / "home" / "models" / "tiny-nllb" / "ct2").is_dir()
+    assert main(["tiny-models", "--output", str(tmp_path / "tiny")]) == 0
+    capsys.readouterr()
+    assert main(["translate", "--model", str(tmp_path / "tiny"), *common]) == 0
+    assert capsys.readouterr().out == via_alias  # same seed, same model, same output
+    with TranslationEngine(str(tmp_path / "tiny")) as engine:
+        assert engine.ct2_dir == (tmp_path / "tiny" / "ct2").resolve()
+    # a folder of the user's is never replaced by a tiny-model build
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["tiny-models", "--output", str(mine)]) == 2
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert "not replacing" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "home")

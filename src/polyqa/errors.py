@@ -36,6 +36,8 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, PolyqaError):
         return str(exc)
     if isinstance(exc, OSError):
+        if exc.errno is None:  # raised by polyqa with its own message
+            return str(exc)
         where = exc.filename or ""
         if exc.errno == errno.ENOSPC:
             return f"the disk is full: {where}: free space or write elsewhere, then rerun (finished work is kept)"

@@ -41,6 +41,7 @@ TOKENIZER_FILES = (
 HUB_PATTERNS = ["config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", *TOKENIZER_FILES]
 
 META_FILE = "polyqa_model.json"
+TINY_MODEL = "tiny"  # model name of the random tiny NLLB model (demos and tests)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -242,7 +243,14 @@ def resolve_model(
     """Find or build the CTranslate2 folder for ``model`` (see module docstring)."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    root = Path(models_dir).expanduser() if models_dir else default_models_dir()
     path = Path(model).expanduser()
+    if str(model) == TINY_MODEL:  # the random tiny NLLB model, built locally on first use
+        from polyqa.translate.tiny import build_tiny_model
+
+        path = build_tiny_model(root / "tiny-nllb").ct2_dir
+    elif path.is_dir() and not is_ct2_dir(path) and is_ct2_dir(path / "ct2"):
+        path = path / "ct2"  # a folder made by `polyqa tiny-models --output DIR`
     if path.exists():
         path = path.resolve()
         if is_ct2_dir(path):
@@ -262,7 +270,6 @@ def resolve_model(
         model_name = slug = str(model)
         hf_dir, revision = _download(model_name, revision)
 
-    root = Path(models_dir).expanduser() if models_dir else default_models_dir()
     ct2_dir = root / f"{_slug(slug)}--{_slug(revision)}--{quantization}"
     if not is_ct2_dir(ct2_dir):
         convert_hf_model(hf_dir, ct2_dir, quantization)

@@ -166,7 +166,10 @@ def build_tiny_model(output_dir: str | os.PathLike, *, seed: int = 0, quantizati
         (tmp / BUILD_FILE).write_text(
             json.dumps({"version": BUILD_VERSION, "seed": seed, "quantization": quantization})
         )
-        if output.exists():  # an incomplete or different build: replace it
+        if output.exists():  # an incomplete or different build of ours: replace it, never anything else
+            if any(output.iterdir()) and not (output / BUILD_FILE).exists() and not (output / "hf").exists():
+                raise FileExistsError(f"{output} is not empty and holds no tiny model built by polyqa; "
+                                      "not replacing it: choose another folder")
             shutil.rmtree(output)
         try:
             os.rename(tmp, output)
