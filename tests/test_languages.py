@@ -66,3 +66,13 @@ def test_cli_languages(capsys):
     out = capsys.readouterr().out
     assert "deu_Latn" in out and "zho_Hant" in out
     assert main(["languages", "kas"]) == 1
+
+
+def test_language_names_are_accepted_as_well_as_codes():
+    assert L.normalize("German") == "deu_Latn"
+    assert L.normalize("spanish") == "spa_Latn"
+    assert L.normalize("Chinese") == "zho_Hans"
+    assert L.normalize("Greek") == "ell_Grek"
+    assert L.normalize("Arabic") == "arb_Arab"
+    with pytest.raises(L.UnknownLanguageError):
+        L.normalize("Klingonese")

@@ -104,13 +104,33 @@ def _iso3_of(token: str) -> str | None:
     return record.alpha_3 if record is not None else None
 
 
+@lru_cache(maxsize=None)
+def _names() -> dict[str, str]:
+    """Lower-case English language name -> ISO 639-3, for the languages NLLB-200 covers."""
+    table: dict[str, str] = {}
+    covered = set(_by_iso3()) | set(_MACRO_DEFAULTS)
+    for record in pycountry.languages:
+        if record.alpha_3 in covered:
+            for label in (record.name, getattr(record, "inverted_name", None), getattr(record, "common_name", None)):
+                if label:
+                    table.setdefault(label.lower(), record.alpha_3)
+                    table.setdefault(label.split(" (")[0].lower(), record.alpha_3)
+    table.update({"greek": "ell", "chinese": "zho", "persian": "fas", "farsi": "fas", "swahili": "swa"})
+    return table
+
+
+def _iso3_of_name(text: str) -> str | None:
+    return _names().get(" ".join(text.lower().split()))
+
+
 def _suggest(code: str) -> list[str]:
     lowered = code.lower().replace("-", "_")
     prefix = lowered[:3]
     same_prefix = [c for c in NLLB_CODES if c.lower().startswith(prefix)] if len(prefix) == 3 else []
     close = difflib.get_close_matches(lowered, list(_by_lower()), n=5, cutoff=0.6)
+    by_name = [normalize(name) for name in difflib.get_close_matches(code.lower(), list(_names()), n=3, cutoff=0.75)]
     seen: list[str] = []
-    for c in same_prefix + [_by_lower()[c] for c in close]:
+    for c in by_name + same_prefix + [_by_lower()[c] for c in close]:
         if c not in seen:
             seen.append(c)
     return seen[:6]
@@ -134,6 +154,8 @@ def normalize(code: str) -> str:
         elif extra in _REGION_SCRIPTS and script is None:
             script = _REGION_SCRIPTS[extra]
     iso3 = _iso3_of(language)
+    if iso3 is None and len(parts) == 1:
+        iso3 = _iso3_of_name(raw)  # "German", "spanish": names work as well as codes
     if iso3 is None:
         raise UnknownLanguageError(raw, "unknown language code", _suggest(raw))
     candidates = list(_by_iso3().get(iso3, ()))
