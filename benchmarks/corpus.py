@@ -43,32 +43,30 @@ def synthesise(path: Path, n: int) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """One build, measured from inside the process that does it."""
-    from polyqa.corpus import build as B
+    from polyqa.corpus.job import BuildJob, assemble_unit, write_unit
 
-    config = B.load_config({
+    config = {
         "name": f"bench-{args.size}", "sources": [{"kind": "jsonl", "path": args.records, "license": "CC0-1.0"}],
         "languages": [args.language], "shard_rows": args.shard_rows, "model": "tiny",
         "tiny_model_dir": args.tiny, "cache": None, "card_dir": None,
         "decoding": {"beam_size": 1, "max_length_ratio": 1.0, "max_length_extra": 4},
-    })
-    output = Path(args.output)
+    }
     started = time.perf_counter()
-    info = B.ingest(config, output)
-    manifest = B.open_manifest(output, config, info)
+    job = BuildJob.open(config, Path(args.output))
     translate_s = write_s = 0.0
     rows = 0
-    for index, lang in B.pending_shards(manifest, output, config.all_languages, info["n_shards"]):
+    for unit in job.units:  # build_unit, split in two so the writing is timed on its own
         t0 = time.perf_counter()
-        table, extras = B.language_shard_rows(output, config, index, lang)
+        built = assemble_unit(job.config, job.output, unit)
         t1 = time.perf_counter()
-        entry = B.write_language_shard(output, config, index, lang, info["n_shards"], table, extras)
+        result = write_unit(job.config, job.output, built)
         t2 = time.perf_counter()
-        B.record_shard(manifest, output, entry)
-        translate_s, write_s, rows = translate_s + t1 - t0, write_s + t2 - t1, rows + entry["rows"]
-        del table, extras
-    B.finalize(manifest, output, config, run_seconds=time.perf_counter() - started)
+        job.record(result)
+        translate_s, write_s, rows = translate_s + t1 - t0, write_s + t2 - t1, rows + result.rows
+        del built
+    job.finish()
     print(json.dumps({
-        "size": args.size, "rows": rows, "shards": info["n_shards"],
+        "size": args.size, "rows": rows, "shards": job.manifest.n_shards,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "write_seconds": write_s, "rows_per_s_write": rows / write_s if write_s else None,
         "translate_seconds": translate_s, "total_seconds": time.perf_counter() - started,

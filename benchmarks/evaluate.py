@@ -33,7 +33,7 @@ import numpy as np
 
 
 def synthetic_xquad_r(n_lang=11, n_qids=1190, cands_per_lang=1183, dim=384, seed=0):
-    from polyqa.evaluate.benchmarks import Benchmark, Candidate, Query
+    from polyqa.evaluate.benchmark import Benchmark, Candidate, Query
 
     rng = np.random.default_rng(seed)
     langs = [f"l{i:02d}" for i in range(n_lang)]

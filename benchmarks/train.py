@@ -26,8 +26,10 @@ training step.
 
 Model: the real all-MiniLM-L6-v2 (``--model minilm``, default) or a random
 BERT with MiniLM's shape and tokenizer (``--model random-minilm``, same
-token lengths, same cost per step). Texts: XQuAD-R questions and passages
-(passages truncated at max_seq_length, 128 by default: realistic lengths).
+token lengths, same cost per step). Texts: the first ``--questions`` XQuAD-R
+questions and their passages (passages truncated at max_seq_length, 128 by
+default: realistic lengths), imported into a corpus the way ``polyqa
+import-parallel`` does; the LAReQA release is found under ``POLYQA_DATA_DIR``.
 
     python benchmarks/train.py                 # MiniLM, 4 languages, 6 steps x 2 rounds
     python benchmarks/train.py --quick         # 4 steps x 1 round
@@ -48,15 +50,50 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
-XQUAD_R = REPO.parent / "shared" / "data" / "xquad-r"
 
 
-def build_corpus(out: Path, langs: list[str], limit: int) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from corpus_fixtures import build_xquad_corpus  # the XQuAD-R -> corpus-contract builder
+def xquad_r_dir() -> Path:
+    from polyqa import paths
 
-    return build_xquad_corpus(XQUAD_R, out, langs=langs, limit=limit, num_shards=1)
+    return paths.data_dir() / "xquad-r"  # POLYQA_DATA_DIR: the LAReQA release
+
+
+def first_questions(source: Path, out: Path, langs: list[str], limit: int) -> Path:
+    """The first ``limit`` questions of the XQuAD-R files of ``langs`` (and English), as LAReQA files in ``out``.
+
+    The files are parallel: the qa ids are taken from en.json and kept in every language.
+    """
+    from polyqa import languages as L
+
+    out.mkdir(parents=True, exist_ok=True)
+    english = json.loads((source / "en.json").read_text(encoding="utf-8"))
+    keep = [qa["id"] for article in english["data"] for para in article["paragraphs"] for qa in para["qas"]][:limit]
+    keep = set(keep)
+    for code in dict.fromkeys(["en", *(L.iso639_1(lang) or lang for lang in langs)]):
+        data = json.loads((source / f"{code}.json").read_text(encoding="utf-8"))
+        articles = []
+        for article in data["data"]:
+            paragraphs = [{**para, "qas": [qa for qa in para["qas"] if qa["id"] in keep]}
+                          for para in article["paragraphs"]]
+            paragraphs = [para for para in paragraphs if para["qas"]]
+            if paragraphs:
+                articles.append({**article, "paragraphs": paragraphs})
+        (out / f"{code}.json").write_text(json.dumps({**data, "data": articles}, ensure_ascii=False),
+                                          encoding="utf-8")
+    return out
+
+
+def build_corpus(work: Path, langs: list[str], limit: int) -> Path:
+    """An aligned corpus of the first ``limit`` XQuAD-R questions, imported as ``polyqa import-parallel`` does."""
+    from polyqa.cli import main as polyqa
+
+    subset = first_questions(xquad_r_dir(), work / "xquad-r", langs, limit)
+    out = work / "corpus"
+    code = polyqa(["import-parallel", str(subset), "--output", str(out), "--name", "xquad-r",
+                   "--license", "CC-BY-SA-4.0", "--cards-dir", str(work / "cards")])
+    if code != 0:
+        raise SystemExit(f"polyqa import-parallel failed (exit {code})")
+    return out
 
 
 def random_minilm(out: Path) -> Path:
@@ -65,9 +102,9 @@ def random_minilm(out: Path) -> Path:
     from sentence_transformers import SentenceTransformer
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from polyqa.train import resolve_base_model
+    from polyqa.encoders import resolve_encoder
 
-    source = resolve_base_model("minilm")
+    source = resolve_encoder("minilm")
     torch.manual_seed(0)
     AutoModel.from_config(AutoConfig.from_pretrained(source)).save_pretrained(out / "hf")
     AutoTokenizer.from_pretrained(source).save_pretrained(out / "hf")
@@ -260,11 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     langs = L.normalize_many(args.langs.split(","))
     work = Path(tempfile.mkdtemp(prefix="polyqa-bench-train-"))
-    corpus = build_corpus(work / "corpus", langs, args.questions)
+    corpus = build_corpus(work, langs, args.questions)
+    print(f"corpus {corpus}", flush=True)
     if args.model == "minilm":
-        from polyqa.train import resolve_base_model
+        from polyqa.encoders import resolve_encoder
 
-        model_path = resolve_base_model("minilm")
+        model_path = resolve_encoder("minilm")
     else:
         model_path = str(random_minilm(work / "model"))
     print(f"model {args.model} ({model_path}); {len(langs)} languages x {args.questions} questions; "

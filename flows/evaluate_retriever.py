@@ -1,94 +1,70 @@
 """Prefect flow ``evaluate-retriever``: zero-shot evaluation of one model on one benchmark.
 
-Thin on purpose: load, encode and score/report are the plain functions of
-``polyqa.evaluate.run`` run as tasks. Encoding saves embedding blocks to a
-cache folder, so a retried encode task resumes instead of starting over.
+Thin on purpose: the flow's parameters are EvaluationConfig's fields (same names,
+types and defaults, generated from the dataclass), and its tasks are the steps of
+``polyqa.evaluate.run.EvaluateJob``. Encoding saves embedding blocks to the cache
+(by default OUT.embcache, as on the command line), so a retried encode task
+resumes instead of starting over.
 
-    python flows/evaluate_retriever.py --model minilm --benchmark xquad-r \
-        --data-dir /work/shared/data/xquad-r --output out/eval/minilm.json
+    python flows/evaluate_retriever.py --model minilm --benchmark xquad-r \\
+        --data-dir $POLYQA_DATA_DIR/xquad-r --output out/eval/minilm.json
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from polyqa.evaluate.config import HELP, EvaluationConfig, config_signature
+
+# The job holds the benchmark and its embeddings: passed by reference between tasks, never hashed.
 
 
-@task(name="load-benchmark")
-def load_task(config: dict[str, Any]):
-    from polyqa.evaluate.run import EvaluationConfig, load
+@task(name="load-benchmark", cache_policy=NO_CACHE)
+def open_task(config: EvaluationConfig):
+    from polyqa.evaluate.run import EvaluateJob
 
-    return load(EvaluationConfig(**config))
-
-
-@task(name="encode", retries=1, retry_delay_seconds=5)
-def encode_task(config: dict[str, Any], benchmark):
-    from polyqa.evaluate.run import EvaluationConfig, encode
-
-    return encode(EvaluationConfig(**config), benchmark)
+    return EvaluateJob(config)
 
 
-@task(name="score-and-report")
-def score_task(config: dict[str, Any], benchmark, encoded) -> dict[str, Any]:
-    from polyqa.evaluate.run import EvaluationConfig, score_and_report
-
-    q_emb, c_emb, stats = encoded
-    return score_and_report(EvaluationConfig(**config), benchmark, q_emb, c_emb, stats)
+@task(name="encode", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def encode_task(job) -> dict[str, Any]:
+    return job.encode()
 
 
-@flow(name="evaluate-retriever")
-def evaluate_retriever(
-    model: str,
-    benchmark: str,
-    output: str,
-    data_dir: str | None = None,
-    candidates: str = "sentence+context",
-    languages: list[str] | None = None,
-    max_questions: int | None = None,
-    articles_file: str | None = None,
-    exclude_titles_file: str | None = None,
-    batch_size: int = 64,
-    device: str = "cpu",
-    query_prompt: str = "",
-    passage_prompt: str = "",
-    cache_dir: str | None = None,
-) -> dict[str, Any]:
-    from polyqa.evaluate.run import EvaluationConfig
+@task(name="score-and-report", cache_policy=NO_CACHE)
+def report_task(job) -> dict[str, Any]:
+    job.score()
+    return job.report()
 
-    config = asdict(EvaluationConfig(
-        model=model, benchmark=benchmark, data_dir=data_dir, output=output, candidates=candidates,
-        languages=languages, batch_size=batch_size, device=device, max_questions=max_questions,
-        articles_file=articles_file, exclude_titles_file=exclude_titles_file, query_prompt=query_prompt,
-        passage_prompt=passage_prompt, cache_dir=cache_dir,
-    ))
-    logger = get_run_logger()
-    bench = load_task(config)
-    encoded = encode_task(config, bench)
-    result = score_task(config, bench, encoded)
-    settings = result["settings"]
-    if benchmark == "miracl":
-        logger.info("MIRACL nDCG@10 %.4f", settings["monolingual"]["nDCG@10"])
-    else:
-        logger.info("mAP mono %.4f multi %.4f", settings["monolingual"]["mAP"], settings["multilingual"]["mAP"])
+
+def evaluate_retriever(**parameters: Any) -> dict[str, Any]:
+    from polyqa.evaluate.report import summary_line
+
+    config = EvaluationConfig.from_dict(parameters, source="evaluate-retriever flow")
+    job = open_task(config)
+    encode_task(job)
+    result = report_task(job)
+    get_run_logger().info("%s -> %s", summary_line(result), config.output)
     return result
 
 
+DESCRIPTION = "Zero-shot retrieval evaluation of one model on one benchmark."
+# Prefect builds the parameter schema and validates runs from the signature (EvaluationConfig's
+# fields) and takes parameter descriptions from the docstring's Args section.
+evaluate_retriever.__signature__ = config_signature(return_annotation=dict[str, Any])
+evaluate_retriever.__doc__ = f"{DESCRIPTION}\n\nArgs:\n" + "".join(f"    {k}: {v}\n" for k, v in HELP.items())
+evaluate_retriever = flow(name="evaluate-retriever", description=DESCRIPTION)(evaluate_retriever)
+
+
 if __name__ == "__main__":
-    from polyqa.commands.evaluate import register  # reuse the CLI's argument parser
     import argparse
 
+    from polyqa.commands.evaluate import register, settings_from_args  # the CLI's parser and settings
+
     parser = argparse.ArgumentParser(prog="evaluate_retriever")
-    sub = parser.add_subparsers()
-    register(sub)
-    args = parser.parse_args(["evaluate", *sys.argv[1:]])
-    evaluate_retriever(
-        model=args.model, benchmark=args.benchmark, output=args.output, data_dir=args.data_dir,
-        candidates=args.candidates,
-        languages=args.languages.split(",") if args.languages else None, max_questions=args.max_questions,
-        articles_file=args.articles_file, exclude_titles_file=args.exclude_titles, batch_size=args.batch_size,
-        device=args.device, query_prompt=args.query_prompt, passage_prompt=args.passage_prompt,
-        cache_dir=None if args.no_cache else args.cache_dir,
-    )
+    register(parser.add_subparsers())
+    evaluate_retriever(**settings_from_args(parser.parse_args(["evaluate", *sys.argv[1:]])))

@@ -1,31 +1,50 @@
-"""Prefect flow ``train-retriever``: one training run of ``polyqa.train.train_retriever``.
+"""Prefect flow ``train-retriever``: one training run of ``polyqa.train``.
 
-Thin on purpose: the flow loads the config and calls the plain function as a
-task. Training checkpoints as it goes, so a retried task resumes from the
-newest checkpoint instead of starting over.
+The settings are loaded by ``TrainConfig.load``, the same loader ``polyqa
+train`` uses (YAML file, then overrides; paths expanded; validated once), so
+every TrainConfig setting works here without edits to the flow. The flow adds
+only Prefect concerns: the training runs as a task that is retried once, and
+a retry resumes from the newest checkpoint instead of starting over; when
+training finishes the flow emits ``polyqa.retriever.trained``.
 
     python flows/train_retriever.py configs/train-minilm-hybrid.yaml
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.events import emit_event
 from prefect.runtime import task_run
 
+if TYPE_CHECKING:
+    from polyqa.train import TrainConfig
+
+
+def flow_config(
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    corpus: str | None = None,
+    output_dir: str | None = None,
+) -> TrainConfig:
+    """The flow's parameters as a TrainConfig: the YAML file, then ``overrides``, then ``corpus``/``output_dir``."""
+    from polyqa.train import TrainConfig
+
+    return TrainConfig.load(config_path, overrides, source=config_path or "train-retriever flow",
+                            corpus=corpus, output_dir=output_dir)
+
 
 @task(name="train", retries=1, retry_delay_seconds=5)
-def train_task(config: dict[str, Any]) -> dict[str, Any]:
-    from polyqa.train import TrainConfig, train_retriever
+def train_task(config: TrainConfig) -> dict[str, Any]:
+    from polyqa.train import TrainJob
 
-    settings = dict(config)
     if (task_run.run_count or 1) > 1:
-        settings["resume"] = True  # a retry picks up from the newest checkpoint
-    result = train_retriever(TrainConfig.from_dict(settings, source="train-retriever flow"))
+        config = dataclasses.replace(config, resume=True)  # a retry picks up from the newest checkpoint
+    result = TrainJob(config).run()
     record = result.record
     return {
         "model_dir": str(result.model_dir),
@@ -47,28 +66,19 @@ def train_retriever_flow(
     """Train from a YAML config (``config_path``) and/or settings given inline (``overrides``).
 
     ``corpus`` and ``output_dir`` override those two settings; a deployment triggered by a
-    ``polyqa.corpus.built`` event fills them from the event. When training finishes the flow
-    emits ``polyqa.retriever.trained`` (payload: ``model_dir``, ``corpus_dir``, ``run_record``),
+    ``polyqa.corpus.built`` event fills them from the event. As on the command line, a setting
+    given as None keeps the config file's value. When training finishes the flow emits
+    ``polyqa.retriever.trained`` (payload: ``model_dir``, ``corpus_dir``, ``run_record``),
     which triggers evaluation.
     """
-    import yaml
-
-    settings: dict[str, Any] = {}
-    if config_path:
-        with open(config_path, encoding="utf-8") as fh:
-            settings.update(yaml.safe_load(fh) or {})
-    settings.update(overrides or {})
-    if corpus:
-        settings["corpus"] = corpus
-    if output_dir:
-        settings["output_dir"] = output_dir
-    summary = train_task(settings)
+    config = flow_config(config_path, overrides, corpus, output_dir)
+    summary = train_task(config)
     get_run_logger().info("trained %s steps; model in %s", summary["steps"], summary["model_dir"])
     emit_event(
         event="polyqa.retriever.trained",
         resource={"prefect.resource.id": f"polyqa.retriever.{Path(summary['model_dir']).parent.name}"},
         payload={"model_dir": str(Path(summary["model_dir"]).resolve()),
-                 "corpus_dir": str(Path(settings["corpus"]).resolve()),
+                 "corpus_dir": str(Path(config.corpus).resolve()),
                  "run_record": str(Path(summary["run_record"]).resolve())},
     )
     return summary

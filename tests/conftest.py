@@ -15,8 +15,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from polyqa import paths  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-XQUAD_R_DIR = REPO_ROOT.parent / "shared" / "data" / "xquad-r"
+XQUAD_R_DIR = paths.data_dir() / "xquad-r"  # POLYQA_DATA_DIR: the LAReQA release, read in place
 
 pytest_plugins = ["fixtures_translate"]
 # Small corpora in the corpus contract (built from XQuAD-R) for training tests.
@@ -25,9 +27,9 @@ pytest_plugins = [*pytest_plugins, "corpus_fixtures"]
 
 @pytest.fixture(scope="session")
 def xquad_r_dir() -> Path:
-    """The shared XQuAD-R folder (read in place, never copied into the repo)."""
+    """XQuAD-R of the LAReQA release (read in place, never copied into the repo)."""
     if not (XQUAD_R_DIR / "en.json").exists():
-        pytest.fail(f"XQuAD-R data not found at {XQUAD_R_DIR}")
+        pytest.fail(f"XQuAD-R data not found at {XQUAD_R_DIR}; set POLYQA_DATA_DIR to the LAReQA release")
     return XQUAD_R_DIR
 
 

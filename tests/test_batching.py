@@ -18,21 +18,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from polyqa import languages as L
-from polyqa.batching import (
+from polyqa.batching.pairs import SKIP_NULL_POSITIVE, SKIP_QUALITY, load_training_pairs
+from polyqa.batching.planner import (
     HYBRID,
     MONO,
-    SKIP_NULL_POSITIVE,
-    SKIP_QUALITY,
     STRATEGIES,
     XX,
     XY,
     BatchingConfig,
     BatchPlanner,
-    BatchSamplerFactory,
     decode_flat_index,
-    load_training_pairs,
-    pair_dataset,
 )
+from polyqa.batching.st_sampler import BatchSamplerFactory, pair_dataset
 
 PROPERTY_SETTINGS = settings(
     max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -281,6 +278,33 @@ def test_misaligned_corpus_names_file_row_and_field(tmp_path, xquad_r_dir):
     corpus = write_corpus(tmp_path / "bad", rows, num_shards=2)
     with pytest.raises(ValueError, match=r"lang=deu_Latn/part-00001-of-00002\.arrow, row 2: field qa_id"):
         load_training_pairs(corpus, ["en", "de"])
+
+
+def test_the_planner_needs_numpy_only_and_the_package_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import polyqa.batching.planner
+third_party = {m.split(".")[0] for m in sys.modules} - set(sys.stdlib_module_names) - {"__main__", "_distutils_hack"}
+assert third_party <= {"numpy", "pycountry", "polyqa"}, sorted(third_party)
+from polyqa.batching import STRATEGIES, BatchPlanner, TrainingPairs, load_training_pairs
+import polyqa.batching.pairs
+assert "torch" not in sys.modules, "torch imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_package_re_exports_its_modules_names():
+    import polyqa.batching as batching
+    from polyqa.batching import pairs, planner, st_sampler
+
+    for name in batching.__all__:
+        module = next(m for m in (pairs, planner, st_sampler) if hasattr(m, name))
+        assert getattr(batching, name) is getattr(module, name)
+    with pytest.raises(AttributeError):
+        batching.no_such_name  # noqa: B018
 
 
 def test_corpus_fixture_follows_the_contract(small_corpus):

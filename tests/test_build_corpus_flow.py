@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import pickle
 import sys
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from polyqa.corpus.config import BuildConfig
+from polyqa.corpus.job import BuildJob, UnitResult
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.validate import validate_corpus
 
@@ -38,7 +44,7 @@ def small_config(tmp: Path, tiny_model) -> dict:
     }
 
 
-async def _task_run_names(flow_run_name_prefix: str = "translate-shard") -> list[str]:
+async def _task_run_names(flow_run_name_prefix: str = "build-shard") -> list[str]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
@@ -47,13 +53,16 @@ async def _task_run_names(flow_run_name_prefix: str = "translate-shard") -> list
 
 
 @pytest.mark.slow
-def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module):
+def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module, monkeypatch):
     from prefect.testing.utilities import prefect_test_harness
 
     from distributed import LocalCluster
 
     config = small_config(tmp_path, tiny_model)
     output = str(tmp_path / "corpus")
+    recorded: list = []
+    record = BuildJob.record
+    monkeypatch.setattr(BuildJob, "record", lambda job, result: (recorded.append(result), record(job, result)))
     with prefect_test_harness(server_startup_timeout=120), \
             LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         # an existing cluster by address (as with docker/compose.yaml's scheduler)
@@ -61,10 +70,16 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
         names = asyncio.run(_task_run_names())
         assert summary["rows"] == 60 and summary["n_shards"] == 2
         assert validate_corpus(output).ok
-        # one translate task per (shard, language), English included
-        assert names == sorted(f"translate-shard-{k}-{lang}" for k in range(2)
+        # one task per (shard, language), English included; each builds and writes its shard
+        assert names == sorted(f"build-shard-{k}-{lang}" for k in range(2)
                                for lang in ("eng_Latn", "deu_Latn", "fra_Latn"))
+        # what comes back from the workers is the small typed record, never the rows
+        assert len(recorded) == 6 and all(type(r) is UnitResult for r in recorded)
+        assert not any(isinstance(value, pa.Table) for r in recorded for value in vars(r).values())
+        assert all(len(pickle.dumps(r)) < 8_000 for r in recorded)
         before = Manifest.load(output)
+        assert set(before.translation_per_language()) == {"deu_Latn", "fra_Latn"}
+        assert all(w["translated"] > 0 for w in before.translation_per_language().values())
 
         # a lost shard is rebuilt by the next run (on a LocalCluster the flow starts); the rest is kept
         lost = Path(output) / "lang=fra_Latn/part-00001-of-00002.arrow"
@@ -78,3 +93,20 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
         assert validate_corpus(output).ok
         after = Manifest.load(output)
         assert after.shard("fra_Latn", 1)["sha256"] == before.shard("fra_Latn", 1)["sha256"]
+        assert len(recorded) == 7  # only the lost shard was built again
+
+
+def test_flow_parameters_are_not_build_config_fields(flow_module):
+    """The flow takes a config as a whole (path, mapping or none) and leaves its parsing to BuildConfig."""
+    parameters = set(inspect.signature(flow_module.build_corpus.fn).parameters)
+    assert parameters == {"output", "config", "overwrite", "refresh", "cards_dir", "dask_address", "dask_workers",
+                          "dask"}
+    assert not parameters & {f.name for f in fields(BuildConfig)}
+
+
+def test_flow_reports_config_errors_from_build_config(tmp_path, flow_module, prefect_harness):
+    with pytest.raises(ValueError, match=r"unknown config keys \['shard_size'\]"):
+        flow_module.build_corpus(output=str(tmp_path / "corpus"), config={"shard_size": 5})
+    (tmp_path / "bad.yaml").write_text("sources: [polyqa_sample]\nformat: csv\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: config 'format' must be arrow or parquet"):
+        flow_module.build_corpus(output=str(tmp_path / "corpus"), config=str(tmp_path / "bad.yaml"))

@@ -18,7 +18,9 @@ import yaml
 
 from polyqa.cards import license_note, render_card
 from polyqa.cli import main as cli_main
-from polyqa.corpus import build as B
+from polyqa.corpus.config import BuildConfig, load_config
+from polyqa.corpus.ingest import WORK_DIR
+from polyqa.corpus.job import BuildJob, CorpusConflictError, build_corpus
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.reader import iter_parallel, read_language, shard_paths
 from polyqa.corpus.schema import CORPUS_SCHEMA, PROJECTION_NONE, PROJECTION_SOURCE, QUARANTINE_SCHEMA
@@ -65,7 +67,7 @@ def built(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("corpus-build")
     config = small_config(tmp, tiny_model)
     corpus = tmp / "corpus"
-    manifest = B.build_corpus(config, corpus)
+    manifest = build_corpus(config, corpus)
     return corpus, config, manifest
 
 
@@ -89,9 +91,10 @@ def test_layout_manifest_and_validation(built):
     assert manifest["filters"]["quarantined"] == BAD_ROWS and manifest["quarantine"]["rows"] == BAD_ROWS
     mt = manifest["mt_model"]
     assert mt["model"] == "tiny" and mt["model_fingerprint"] and mt["decoding"]["beam_size"] == 1
-    assert manifest["translation"]["unique_segments"] > 0 and manifest["translation"]["source_tokens"] > 0
+    translation = manifest.translation_totals()
+    assert translation["unique_segments"] > 0 and translation["source_tokens"] > 0
     assert manifest["code_version"]["polyqa"] and manifest["build_seconds"] > 0
-    assert not (corpus / B.WORK_DIR).exists()  # staging removed once complete
+    assert not (corpus / WORK_DIR).exists()  # staging removed once complete
 
 
 def test_rows_aligned_scored_and_never_dropped(built):
@@ -168,7 +171,7 @@ def test_resume_rebuilds_only_missing_or_corrupt_shards(built, tmp_path):
     untouched = {p: p.stat().st_mtime_ns for p in copy.glob("lang=*/*.arrow") if p != corrupt}
     untouched.pop(copy / "lang=eng_Latn/part-00002-of-00003.arrow")
     assert not validate_corpus(copy).ok
-    resumed = B.build_corpus(config, copy)
+    resumed = build_corpus(config, copy)
     assert validate_corpus(copy).ok
     assert all(p.stat().st_mtime_ns == t for p, t in untouched.items())
     assert deleted.exists()
@@ -177,7 +180,7 @@ def test_resume_rebuilds_only_missing_or_corrupt_shards(built, tmp_path):
     assert read_language(copy, "deu_Latn").equals(read_language(corpus, "deu_Latn"))  # deterministic
     # a rerun of a complete corpus verifies and touches nothing
     stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
-    assert B.build_corpus(config, copy)["build_seconds"] == resumed["build_seconds"]
+    assert build_corpus(config, copy)["build_seconds"] == resumed["build_seconds"]
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == stamps
 
 
@@ -185,14 +188,16 @@ def test_other_config_in_same_folder_is_refused(built, tmp_path):
     corpus, config, _ = built
     copy = copy_corpus(corpus, tmp_path)
     other = dict(config, languages=["de"])
-    other_config = B.load_config(other)
-    with pytest.raises(B.CorpusConflictError, match="different configuration"):
-        B.open_manifest(copy, other_config, {"n_shards": 3, "records": 20, "sources": [], "filters": {},
-                                             "quarantine": {"rows": 0, "reasons": {}}})
+    stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    with pytest.raises(CorpusConflictError, match="different configuration"):
+        BuildJob.open(other, copy)
+    # refused before ingest: the other corpus' files (its quarantine too) are untouched
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == stamps
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "notes.txt").write_text("keep me")
-    with pytest.raises(B.CorpusConflictError, match="not deleting"):
-        B.prepare_output(tmp_path / "plain", overwrite=True)
+    with pytest.raises(CorpusConflictError, match="not deleting"):
+        BuildJob.open(config, tmp_path / "plain", overwrite=True)
+    assert (tmp_path / "plain" / "notes.txt").read_text() == "keep me"
 
 
 def test_validate_reports_tampering_and_misalignment(built, tmp_path, capsys):
@@ -205,7 +210,8 @@ def test_validate_reports_tampering_and_misalignment(built, tmp_path, capsys):
     reordered = table.take(list(range(table.num_rows))[::-1])
     written = write_shard(copy, reordered, lang="deu_Latn", index=0, total=3)
     manifest = Manifest.load(copy)
-    B.record_shard(manifest, copy, {**manifest.shard("deu_Latn", 0), **written.as_dict()})
+    manifest.add_shard({**manifest.shard("deu_Latn", 0), **written.as_dict()})
+    manifest.save(copy)
     (copy / "lang=fra_Latn/part-00001-of-00003.arrow").write_bytes(b"junk")
     shutil.copy(path, copy / "lang=deu_Latn/part-00009-of-00010.arrow")
     capsys.readouterr()
@@ -225,7 +231,7 @@ def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r
         "languages": ["de", "zh"], "model": None, "shard_rows": 500, "format": "parquet",
         "dedup_questions": False, "card_dir": None,
     }
-    manifest = B.build_corpus(config, tmp_path / "xq")
+    manifest = build_corpus(config, tmp_path / "xq")
     assert validate_corpus(tmp_path / "xq").ok
     assert manifest["records"] == 1190 and manifest["n_shards"] == 3
     assert not list((tmp_path / "xq").glob("lang=*/*.arrow"))
@@ -241,7 +247,7 @@ def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r
     assert sum(1 for _ in loaded) == 3 * 1190
     # a language the import lacks cannot be filled without a model: every record is quarantined
     with pytest.raises(ValueError, match="no usable records"):
-        B.build_corpus(dict(config, languages=["de", "fr"], format="arrow"), tmp_path / "xq2")
+        build_corpus(dict(config, languages=["de", "fr"], format="arrow"), tmp_path / "xq2")
     reasons = read_quarantine(tmp_path / "xq2").column("reason").to_pylist()
     assert reasons and all("no text in fra_Latn" in r for r in reasons)
 
@@ -253,7 +259,7 @@ def test_leakage_guard_in_build_reports_excluded(tmp_path, tiny_model, xquad_r_d
     config = small_config(tmp_path, tiny_model, languages=["de"], shard_rows=50, card_dir=None,
                           exclude_passages_from=[str(xquad_r_dir / "en.json")])
     config["sources"].append({"kind": "squad_json", "path": str(tmp_path / "leaked.json"), "name": "leaked"})
-    manifest = B.build_corpus(config, tmp_path / "guarded")
+    manifest = build_corpus(config, tmp_path / "guarded")
     n_leaked = sum(len(p["qas"]) for p in leaked["data"][0]["paragraphs"])
     assert manifest["filters"]["leakage_excluded"] == n_leaked and manifest["records"] == 20
     assert manifest["sources"][1]["leakage_excluded"] == n_leaked
@@ -282,11 +288,16 @@ def test_cli_build_with_config_and_progress_bar(tmp_path, tiny_model):
 def test_config_errors_name_the_problem(tmp_path):
     (tmp_path / "bad.yaml").write_text("sources: [polyqa_sample]\nshard_size: 5\n")
     with pytest.raises(ValueError, match=r"bad\.yaml: unknown config keys \['shard_size'\]"):
-        B.BuildConfig.from_yaml(tmp_path / "bad.yaml")
-    default = B.BuildConfig.default()
+        BuildConfig.from_yaml(tmp_path / "bad.yaml")
+    default = BuildConfig.default()
     assert default.model == "tiny" and len(default.languages) >= 3 and default.sources == [{"preset": "polyqa_sample"}]
-    assert default.fingerprint() == B.BuildConfig.default().fingerprint()
-    assert B.load_config(dict(default.as_dict(), cache="/elsewhere")).fingerprint() == default.fingerprint()
+    assert default.fingerprint() == BuildConfig.default().fingerprint()
+    assert load_config(dict(default.as_dict(), cache="/elsewhere")).fingerprint() == default.fingerprint()
+    # command-line overrides are validated with the file they override
+    (tmp_path / "good.yaml").write_text("sources: [polyqa_sample]\nshard_rows: 5\n")
+    assert load_config(tmp_path / "good.yaml", {"shard_rows": 7}).shard_rows == 7
+    with pytest.raises(ValueError, match=r"good\.yaml: config 'shard_rows' must be at least 1"):
+        load_config(tmp_path / "good.yaml", {"shard_rows": 0})
 
 
 def test_import_parallel_command(tmp_path, xquad_r_dir, capsys):
@@ -311,12 +322,12 @@ def test_changed_sources_are_not_mixed_with_old_shards(built, tmp_path):
     (tmp_path / "changed.json").write_text(json.dumps(data))
     changed["sources"][0]["name"] = config["sources"][0]["name"]
     # same config fingerprint would be needed to resume; a different path is another config
-    with pytest.raises(B.CorpusConflictError):
-        B.build_corpus(changed, copy)
+    with pytest.raises(CorpusConflictError):
+        build_corpus(changed, copy)
     source_backup = source.read_text()
     try:
         source.write_text(json.dumps(data))  # same config, other content
-        rebuilt = B.build_corpus(config, copy)
+        rebuilt = build_corpus(config, copy)
     finally:
         source.write_text(source_backup)
     assert validate_corpus(copy).ok
@@ -342,12 +353,100 @@ def test_source_article_selection_is_counted(tmp_path, xquad_r_dir):
     source = {"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de"]}
     config = {"name": "xq-split", "languages": ["de"], "model": None, "shard_rows": 500,
               "dedup_questions": False, "card_dir": None}
-    kept = B.build_corpus(dict(config, sources=[dict(source, titles=chosen)]), tmp_path / "kept")
+    kept = build_corpus(dict(config, sources=[dict(source, titles=chosen)]), tmp_path / "kept")
     assert kept["records"] == expected
     assert kept["filters"]["title_excluded"] == 1190 - expected
     assert set(read_language(tmp_path / "kept", "deu_Latn").column("title").to_pylist()) == set(chosen)
     assert f"outside the selected ones (source `titles` /\n  `exclude_titles`, e.g. a held-out evaluation split): {1190 - expected}" in (
         tmp_path / "kept" / "README.md").read_text()
-    rest = B.build_corpus(dict(config, sources=[dict(source, exclude_titles=chosen)]), tmp_path / "rest")
+    rest = build_corpus(dict(config, sources=[dict(source, exclude_titles=chosen)]), tmp_path / "rest")
     assert rest["records"] == 1190 - expected and rest["filters"]["title_excluded"] == expected
     assert not set(read_language(tmp_path / "rest", "eng_Latn").column("title").to_pylist()) & set(chosen)
+
+
+def test_manifest_has_translation_work_per_language(built):
+    corpus, _, _ = built
+    stored = json.loads((corpus / "manifest.json").read_text("utf-8"))["translation"]
+    assert set(stored) == {"totals", "per_language"}
+    manifest = Manifest.load(corpus)
+    per_language, totals = manifest.translation_per_language(), manifest.translation_totals()
+    assert set(per_language) == {"deu_Latn", "fra_Latn"}
+    for lang, counts in per_language.items():
+        assert counts["translated"] > 0 and counts["source_tokens"] > 0 and counts["target_tokens"] > 0, lang
+        assert counts["unique_segments"] == counts["cache_hits"] + counts["translated"]
+        assert counts["translated"] == sum(e["translation"]["translated"] for e in manifest.entries_for(lang))
+    for key, total in totals.items():
+        assert sum(counts[key] for counts in per_language.values()) == pytest.approx(total, abs=1e-9), key
+    quality = manifest.quality_per_language()
+    assert quality["eng_Latn"] == {"rows": 20, "quality_pass": 20, "quality_flags": {}}
+    assert quality["deu_Latn"]["rows"] == 20
+    assert sum(manifest.quarantine_reasons().values()) == manifest.quarantine_rows() == BAD_ROWS
+
+
+def test_cli_refresh_rebuilds_a_changed_config_and_leaves_an_unchanged_one(tmp_path, tiny_model, capsys):
+    config = small_config(tmp_path, tiny_model, languages=["de"], shard_rows=50)
+    path, out = tmp_path / "config.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(config))
+    refresh = ["build-corpus", "--config", str(path), "--output", str(out), "--no-progress", "--refresh"]
+    assert cli_main(refresh) == 0  # nothing there yet: a plain build
+    first = Manifest.load(out)
+    german = read_language(out, "deu_Latn")
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert cli_main(refresh) == 0  # unchanged and complete: left alone
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    path.write_text(yaml.safe_dump(dict(config, languages=["de", "fr"])))
+    capsys.readouterr()
+    assert cli_main(refresh[:-1]) == 2  # a changed config without --refresh is refused
+    assert "different configuration" in capsys.readouterr().err
+    assert cli_main(refresh) == 0
+    second = Manifest.load(out)
+    assert second["config_fingerprint"] != first["config_fingerprint"] and second.complete
+    assert second.languages == ["eng_Latn", "deu_Latn", "fra_Latn"] and validate_corpus(out).ok
+    # the text translated before comes from the cache; only the new language is translated
+    work = second.translation_per_language()
+    assert work["deu_Latn"]["translated"] == 0
+    assert work["deu_Latn"]["cache_hits"] == first.translation_per_language()["deu_Latn"]["translated"] > 0
+    assert work["fra_Latn"]["translated"] > 0
+    assert read_language(out, "deu_Latn").equals(german)
+
+
+def test_default_paths_follow_polyqa_home(tmp_path, monkeypatch):
+    from polyqa.commands.translate import _default_cache_path
+    from polyqa.translate.convert import default_models_dir
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYQA_HOME", str(home))
+    for config in (BuildConfig(), BuildConfig.default()):
+        assert config.models_path == home / "models"
+        assert config.tiny_model_path == home / "models" / "tiny-nllb"
+        assert config.cache_path == home / "translations.sqlite"
+    assert default_models_dir() == home / "models" and _default_cache_path() == home / "translations.sqlite"
+    fingerprint = BuildConfig.default().fingerprint()
+    monkeypatch.setenv("POLYQA_HOME", str(tmp_path / "elsewhere"))
+    assert BuildConfig.default().cache_path == tmp_path / "elsewhere" / "translations.sqlite"
+    assert BuildConfig.default().fingerprint() == fingerprint  # where caches live is not content
+    monkeypatch.delenv("POLYQA_HOME")
+    assert BuildConfig().models_path == Path.home() / ".cache" / "polyqa" / "models"
+
+
+def test_units_built_in_another_process_send_back_only_their_record(tmp_path, tiny_model):
+    """What a Dask worker does: build_unit(config, output, unit) builds and writes the shard there."""
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    from polyqa.corpus.job import UnitResult, build_unit
+
+    job = BuildJob.open(small_config(tmp_path, tiny_model, shard_rows=50, card_dir=None), tmp_path / "corpus")
+    assert [(u.index, u.lang) for u in job.units] == [(0, "eng_Latn"), (0, "deu_Latn"), (0, "fra_Latn")]
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(build_unit, *zip(*[(job.config, str(job.output), u) for u in job.units])))
+    for unit, result in zip(job.units, results):
+        assert isinstance(result, UnitResult) and (result.index, result.lang) == (unit.index, unit.lang)
+        assert len(pickle.dumps(result)) < 8_000  # counts and checksums, no rows
+        assert (job.output / result.shard.path).exists()  # written by the process that built it
+        job.record(result)
+    manifest = job.finish()
+    assert validate_corpus(job.output).ok and manifest.complete
+    assert manifest.model()["model_fingerprint"]  # the worker's engine description came back
+    assert manifest.translation_per_language()["fra_Latn"]["translated"] > 0

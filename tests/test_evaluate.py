@@ -15,8 +15,10 @@ import pytest
 from sklearn.metrics import average_precision_score, ndcg_score
 
 from polyqa.cli import main as polyqa_main
-from polyqa.evaluate.benchmarks import load_lareqa, load_miracl
-from polyqa.evaluate.retrieval import Encoder, resolve_model
+from polyqa.encoders import resolve_encoder
+from polyqa.evaluate.lareqa import load_lareqa
+from polyqa.evaluate.miracl import load_miracl
+from polyqa.evaluate.retrieval import Encoder
 from polyqa.evaluate.run import EvaluationConfig, run_evaluation
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -223,9 +225,9 @@ def test_cli_reports_bad_language(tiny_encoder_dir, tmp_path, capsys):
 
 
 def test_minilm_alias_points_at_the_bundled_model():
-    path = Path(resolve_model("minilm"))
+    path = Path(resolve_encoder("minilm"))
     assert (path / "modules.json").exists() and (path / "model.safetensors").exists()
-    assert resolve_model("some/hub-id") == "some/hub-id"
+    assert resolve_encoder("some/hub-id") == "some/hub-id"
 
 
 def test_prefect_flow_under_test_harness(tiny_encoder_dir, tmp_path, prefect_harness):
@@ -240,5 +242,6 @@ def test_prefect_flow_under_test_harness(tiny_encoder_dir, tmp_path, prefect_har
                                 data_dir=str(FIXTURES / "mlqa-r"), output=str(tmp_path / "flow.json"),
                                 languages=["en", "de"])
     assert result["languages"] == ["eng_Latn", "deu_Latn"]
+    assert any((tmp_path / "flow.embcache").iterdir())  # the CLI's default cache: a retried encode resumes
     on_disk = json.loads((tmp_path / "flow.json").read_text())
     assert on_disk["settings"]["multilingual"]["mAP"] == result["settings"]["multilingual"]["mAP"]

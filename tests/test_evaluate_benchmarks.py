@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from polyqa.evaluate.benchmarks import BenchmarkFormatError, load_benchmark, load_lareqa, load_miracl, read_titles
+from polyqa.evaluate.benchmark import BenchmarkFormatError, load_benchmark
+from polyqa.evaluate.lareqa import load_lareqa, read_titles, resolve_lareqa_dir, write_lareqa_from_flat
+from polyqa.evaluate.miracl import load_miracl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -123,8 +125,6 @@ def _flat_rows(path):
 def test_hub_flat_rows_become_lareqa_files(tmp_path, xquad_r_dir):
     import datasets
 
-    from polyqa.evaluate.benchmarks import load_lareqa, write_lareqa_from_flat
-
     rows = {code: datasets.Dataset.from_list(_flat_rows(xquad_r_dir / f"{code}.json")) for code in ("en", "de")}
     folder = write_lareqa_from_flat(rows, tmp_path / "hub")
     hub = load_lareqa(folder, "xquad-r", ["en", "de"], None, None, None)
@@ -136,8 +136,26 @@ def test_hub_flat_rows_become_lareqa_files(tmp_path, xquad_r_dir):
     assert sum(len(q.relevant) >= 2 for q in hub.queries) >= 0.98 * len(hub.queries)
 
 
-def test_mlqa_r_without_a_folder_says_where_to_get_it():
-    from polyqa.evaluate.benchmarks import resolve_lareqa_dir
-
+def test_mlqa_r_without_a_folder_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYQA_DATA_DIR", str(tmp_path))  # no release there
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         resolve_lareqa_dir("mlqa-r", None)
+
+
+def test_lareqa_folder_defaults_to_polyqa_data_dir_then_the_hub_cache(tmp_path, monkeypatch):
+    release = tmp_path / "data"
+    (release / "mlqa-r").mkdir(parents=True)
+    (release / "mlqa-r" / "en.json").write_text("{}")
+    monkeypatch.setenv("POLYQA_DATA_DIR", str(release))
+    monkeypatch.setenv("POLYQA_HOME", str(tmp_path / "home"))
+    assert resolve_lareqa_dir("mlqa-r", None) == release / "mlqa-r"
+    assert resolve_lareqa_dir("mlqa-r", "$POLYQA_DATA_DIR/mlqa-r") == release / "mlqa-r"
+    # No local XQuAD-R: the hub copy, converted once into polyqa.paths.benchmarks_dir().
+    converted = tmp_path / "home" / "benchmarks" / "google-research-datasets--xquad_r"
+    converted.mkdir(parents=True)
+    for code in ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"):
+        (converted / f"{code}.json").write_text("{}")
+    assert resolve_lareqa_dir("xquad-r", None) == converted
+    # A local path that does not exist is reported as such, never looked up on the hub.
+    with pytest.raises(FileNotFoundError, match="folder not found"):
+        resolve_lareqa_dir("mlqa-r", str(tmp_path / "nowhere" / "mlqa-r"))

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, ndcg_score
 
-from polyqa.evaluate.benchmarks import Benchmark, Candidate, Query
+from polyqa.evaluate.benchmark import Benchmark, Candidate, Query
 from polyqa.evaluate.metrics import (
     average_precision,
     ndcg_at_k,

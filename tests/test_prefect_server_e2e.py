@@ -2,7 +2,7 @@
 
     prefect server start --host 127.0.0.1 --port PORT        (own PREFECT_HOME)
     prefect work-pool create polyqa --type process
-    POLYQA_HOME=$PWD prefect --no-prompt deploy --name build-corpus/default
+    POLYQA_PROJECT_DIR=$PWD prefect --no-prompt deploy --name build-corpus/default
     prefect worker start --pool polyqa                       (background)
     prefect deployment run build-corpus/default --watch --param output=... --params '{"config": ...}'
     polyqa validate OUTPUT
@@ -101,7 +101,7 @@ def prefect_server(tmp_path_factory):
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "INFO",
-        "POLYQA_HOME": str(REPO),
+        "POLYQA_PROJECT_DIR": str(REPO),
         "HF_HUB_OFFLINE": "1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -149,7 +149,7 @@ def test_deployment_run_through_prefect_server(tmp_path, tiny_model, prefect_ser
     assert report.ok, report.text() + "\n" + worker_log.read_text()[-3000:]
     assert report.rows == {"eng_Latn": 20, "deu_Latn": 20, "fra_Latn": 20}
     assert (tmp_path / "cards" / "e2e-corpus.md").exists()
-    assert "translate-shard-1-fra_Latn" in worker_log.read_text()
+    assert "build-shard-1-fra_Latn" in worker_log.read_text()
 
 
 def _wait_completed(server: PrefectServer, flow_name: str, timeout: float) -> dict:

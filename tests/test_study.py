@@ -140,3 +140,34 @@ def test_study_command_plan(tiny_study_config, capsys):
     out = capsys.readouterr().out
     assert "n2-hybrid-capall-seed0 eng_Latn,deu_Latn" in out
     assert "skipped n=1 hybrid" in out
+
+
+def test_a_cell_on_a_machine_translated_corpus_reports_measured_translation_cost(tmp_path, xquad_r_dir, tiny_model):
+    """The study reads the build's per-language translation statistics: nothing is estimated."""
+    from polyqa.study import StudyJob
+    from polyqa.tiny_encoder import build_tiny_encoder
+
+    texts = [p["context"] for a in json.loads((xquad_r_dir / "en.json").read_text())["data"][:4]
+             for p in a["paragraphs"]]
+    encoder = build_tiny_encoder(texts, tmp_path / "encoder", vocab_size=1000, max_seq_length=32)
+    study = StudyConfig.from_dict({
+        "name": "translated", "results_dir": str(tmp_path / "results"), "work_dir": str(tmp_path / "work"),
+        "base_model": str(encoder), "include_zero_shot": False,
+        "corpus": {"name": "mt", "sources": ["polyqa_sample"], "languages": ["de"], "shard_rows": 200,
+                   "model": str(tiny_model.ct2_dir), "cache": str(tmp_path / "cache.sqlite"), "card_dir": None,
+                   "decoding": {"beam_size": 1, "max_length_extra": 4, "max_length_ratio": 1.0}},
+        "language_order": ["en", "de"], "language_counts": [2], "strategies": ["hybrid"],
+        "train": {"batch_size": 4, "max_steps": 1, "max_seq_length": 32, "positive": "passage",
+                  "checkpoint_steps": 100, "quality_filter": False},  # the tiny model's babble fails quality
+        "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "candidates": "sentence",
+                      "max_questions": 4, "languages": ["en", "de"]}],
+    })
+    job = StudyJob(study)
+    assert job.pending() == [0]
+    [row] = job.run()
+    assert row["translation_estimated"] is False
+    per_language = job.plan.manifest.translation_per_language()
+    assert row["translation_segments"] == per_language["deu_Latn"]["translated"] > 0
+    assert row["translation_tokens"] == per_language["deu_Latn"]["source_tokens"] > 0
+    assert job.pending() == []  # finished: a new job over the same config has nothing to do
+    assert StudyJob(study).pending() == []

@@ -13,12 +13,13 @@ from corpus_fixtures import SMALL_CORPUS_LANGS
 
 from polyqa import languages as L
 from polyqa.batching import load_training_pairs
+from polyqa.encoders import ENCODER_ALIASES, MINILM_ALIASES, resolve_encoder
 from polyqa.train import (
     RUN_RECORD_FILE,
     TRAINING_INFO_FILE,
     TrainConfig,
+    TrainJob,
     corpus_manifest_sha256,
-    resolve_base_model,
     train_retriever,
 )
 
@@ -207,37 +208,123 @@ def test_cli_trains_from_a_yaml_config(small_corpus, tiny_encoder, tmp_path, cap
     assert "unknown setting(s) ['learning_rat']" in capsys.readouterr().out
 
 
-def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path, prefect_harness):
+def _flow_module():
     spec = importlib.util.spec_from_file_location("train_retriever_flow", REPO / "flows" / "train_retriever.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    overrides = {
-        "corpus": str(small_corpus),
-        "output_dir": str(tmp_path / "flow"),
+    return module
+
+
+def test_prefect_flow_runs_training(small_corpus, tiny_encoder, tmp_path, prefect_harness, monkeypatch):
+    # The flow reads its YAML the way the CLI does: variables (and "~") in output_dir are
+    # expanded, not taken as a folder name under the working directory.
+    monkeypatch.setenv("POLYQA_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({
+        "corpus": "~/not-this-corpus",  # the flow's corpus parameter overrides it
+        "output_dir": "$POLYQA_HOME/runs/flow",
         "base_model": str(tiny_encoder),
-        "strategy": "x-x-mono",
+        "strategy": "x-y",
         "batch_size": 8,
-        "max_steps": 2,
+        "max_steps": 5,
         "max_seq_length": 32,
-    }
-    summary = module.train_retriever_flow(overrides=overrides)
+    }))
+    overrides = {"strategy": "x-x-mono", "max_steps": 2}
+    summary = _flow_module().train_retriever_flow(config_path=str(path), overrides=overrides,
+                                                  corpus=str(small_corpus))
     assert summary["steps"] == 2
+    assert Path(summary["model_dir"]) == tmp_path / "home" / "runs" / "flow" / "model"
     assert Path(summary["model_dir"], TRAINING_INFO_FILE).is_file()
+    assert not (tmp_path / "$POLYQA_HOME").exists()
     record = json.loads(Path(summary["run_record"]).read_text())
     assert record["batch_kinds"] == {"x-x-mono": 2}
+    assert record["settings"]["output_dir"] == str(tmp_path / "home" / "runs" / "flow")
+
+
+def test_flow_and_cli_build_the_same_config(tmp_path, monkeypatch):
+    from polyqa.cli import build_parser
+    from polyqa.commands.train import load_config
+
+    flow = _flow_module()  # imports prefect before HOME changes (prefect keeps its settings under HOME)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("POLYQA_HOME", str(tmp_path / "polyqa-home"))
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"corpus": "~/corpus", "output_dir": "~/runs/a", "strategy": "x-y",
+                                    "max_steps": 5, "base_model": "xlm-r", "resume": False}))
+    flow_config = flow.flow_config(str(path), overrides={"max_steps": 3, "resume": None},
+                                             output_dir="$POLYQA_HOME/runs/b")
+    args = build_parser().parse_args(["train", "--config", str(path), "--max-steps", "3",
+                                      "--output-dir", "$POLYQA_HOME/runs/b"])
+    assert flow_config == load_config(args) == TrainConfig.from_yaml(path, max_steps=3,
+                                                                     output_dir="$POLYQA_HOME/runs/b")
+    assert flow_config.corpus == str(tmp_path / "home" / "corpus")
+    assert flow_config.output_dir == str(tmp_path / "polyqa-home" / "runs" / "b")
+    assert flow_config.max_steps == 3 and flow_config.strategy == "x-y" and flow_config.resume is False
+    # Every way of building a config expands paths, not only the YAML loader.
+    built = TrainConfig.from_dict({"corpus": "~/corpus", "output_dir": "~/runs/a"})
+    assert built.output_dir == str(tmp_path / "home" / "runs" / "a")
+    assert TrainConfig(corpus="~/c", output_dir="o", resume="~/ckpt").resume == str(tmp_path / "home" / "ckpt")
 
 
 def test_minilm_resolves_to_the_packaged_pretrained_model():
     from sentence_transformers import SentenceTransformer
 
-    path = Path(resolve_base_model("minilm"))
+    path = Path(resolve_encoder("minilm"))
     assert (path / "model.safetensors").stat().st_size > 50_000_000
     model = SentenceTransformer(str(path))
     a, b, c = model.encode(["A cat sits on the mat.", "A kitten is sitting on a rug.", "Stock prices fell."])
     # Pretrained, not random: paraphrases are closer than unrelated sentences.
     assert float(a @ b) > float(a @ c) + 0.2
-    assert resolve_base_model("xlm-r") == "xlm-roberta-base"
-    assert resolve_base_model("labse") == "sentence-transformers/LaBSE"
+    assert resolve_encoder("xlm-r") == "FacebookAI/xlm-roberta-base"
+    assert resolve_encoder("labse") == "sentence-transformers/LaBSE"
+
+
+@pytest.mark.parametrize("alias", sorted({*ENCODER_ALIASES, *MINILM_ALIASES, "XLM-R", "some-org/some-model"}))
+def test_training_resolves_every_encoder_alias_like_polyqa_encoders(alias, small_corpus, tmp_path, monkeypatch):
+    """Training has no alias table of its own: the model it loads and records is polyqa.encoders'."""
+    import sentence_transformers
+
+    from polyqa.train import record, trainer
+
+    loaded = []
+
+    class Loaded(Exception):
+        pass
+
+    def fake_model(name, *args, **kwargs):  # stops before any download
+        loaded.append(name)
+        raise Loaded
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", fake_model)
+    config = TrainConfig(corpus=str(small_corpus), output_dir=str(tmp_path), base_model=alias)
+    with pytest.raises(Loaded):
+        trainer.load_model(config)
+    pairs = load_training_pairs(small_corpus, ["en", "de"])
+    info = record.training_info(config, pairs, {})
+    assert loaded == [info["base_model_path"]] == [resolve_encoder(alias)]
+    assert info["base_model"] == alias
+
+
+def test_importing_training_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, polyqa.train, polyqa.commands.train; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_opening_a_job_checks_corpus_and_batches_before_any_model_loads(small_corpus, tmp_path):
+    settings = {"corpus": str(small_corpus), "output_dir": str(tmp_path / "run"), "base_model": "no/such-model",
+                "languages": ["en", "de"], "batch_size": 16}
+    with pytest.raises(ValueError, match="eng_Latn has 240 usable rows, fewer than the batch size 1000"):
+        TrainJob.open(overrides={**settings, "batch_size": 1000})
+    with pytest.raises(FileNotFoundError, match="checkpoint folder"):
+        TrainJob.open(overrides={**settings, "resume": str(tmp_path / "no-checkpoint")})
+    job = TrainJob.open(overrides={**settings, "resume": True})
+    assert job.resume_from is None and job.step_start == 0  # nothing to resume yet: a fresh start
+    assert job.pairs.languages == ["eng_Latn", "deu_Latn"] and len(job.planner) == 240 // 16
+    assert not (tmp_path / "run").exists()  # opening reads; only run() writes
 
 
 def test_config_errors_name_the_file_and_setting(tmp_path):

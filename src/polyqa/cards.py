@@ -47,47 +47,43 @@ def _pct(part: float, whole: float) -> str:
 
 
 def front_matter(manifest: Manifest) -> dict[str, Any]:
-    langs = manifest["languages"]
+    langs = manifest.languages
     iso = [L.iso639_1(code) or code for code in langs]
+    translates = manifest.translates()
     licenses = []
-    for source in manifest.get("sources", []):
+    for source in manifest.sources():
         lic = _hf_license(source.get("license"))
         if lic and lic not in licenses:
             licenses.append(lic)
-    mt = manifest.get("mt_model") or {}
+    mt = manifest.model()
     mt_license = _hf_license(mt.get("license")) if mt.get("model") else None
-    if mt_license and mt_license not in licenses and manifest_translates(manifest):
+    if mt_license and mt_license not in licenses and translates:
         licenses.append(mt_license)
-    total_rows = sum(e["rows"] for e in manifest.shards)
     return {
         "language": list(dict.fromkeys(iso)),
         "language_details": ", ".join(langs),
         "license": licenses or ["other"],
-        "multilinguality": ["multilingual", "translation"] if manifest_translates(manifest) else ["multilingual"],
-        "size_categories": [size_category(total_rows)],
-        "source_datasets": [s["name"] for s in manifest.get("sources", [])],
+        "multilinguality": ["multilingual", "translation"] if translates else ["multilingual"],
+        "size_categories": [size_category(manifest.total_rows())],
+        "source_datasets": [s["name"] for s in manifest.sources()],
         "task_categories": ["question-answering", "text-retrieval"],
-        "pretty_name": manifest.get("name"),
-        "tags": ["polyqa", "parallel-corpus", "machine-translated"] if manifest_translates(manifest)
+        "pretty_name": manifest.name,
+        "tags": ["polyqa", "parallel-corpus", "machine-translated"] if translates
         else ["polyqa", "parallel-corpus"],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": f"lang=*/*.{_ext(manifest)}"}]}],
     }
 
 
-def manifest_translates(manifest: Manifest) -> bool:
-    return any(e.get("stats", {}).get("translated") for e in manifest.shards)
-
-
 def _ext(manifest: Manifest) -> str:
-    return "parquet" if manifest.get("format") == "parquet" else "arrow"
+    return "parquet" if manifest.format == "parquet" else "arrow"
 
 
 def language_table(manifest: Manifest) -> str:
-    stats: Mapping[str, Any] = manifest.get("statistics") or {}
+    stats: Mapping[str, Any] = manifest.statistics()
     head = ("| language | NLLB code | rows | translated | quality pass | "
             + " | ".join(f"answer {k}" for k in PROJECTION_KINDS) + " | mean passage chars |")
     lines = [head, "|" + "---|" * (6 + len(PROJECTION_KINDS))]
-    for code in manifest["languages"]:
+    for code in manifest.languages:
         s = stats.get(code, {})
         rows = s.get("rows", 0)
         projection = s.get("projection", {})
@@ -100,12 +96,12 @@ def language_table(manifest: Manifest) -> str:
 
 
 def flags_table(manifest: Manifest) -> str:
-    stats: Mapping[str, Any] = manifest.get("statistics") or {}
+    stats: Mapping[str, Any] = manifest.statistics()
     flags = sorted({f for s in stats.values() for f in s.get("quality_flags", {})})
     if not flags:
         return "No quality check failed."
     lines = ["| language | " + " | ".join(flags) + " |", "|" + "---|" * (len(flags) + 1)]
-    for code in manifest["languages"]:
+    for code in manifest.languages:
         s = stats.get(code, {})
         rows = s.get("rows", 0)
         lines.append(f"| `{code}` | " + " | ".join(_pct(s.get("quality_flags", {}).get(f, 0), rows) for f in flags) + " |")
@@ -116,7 +112,7 @@ def sources_table(manifest: Manifest) -> str:
     lines = ["| source | kind | license | read | kept | quarantined | duplicates | excluded (leakage) "
              "| outside selected articles |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for s in manifest.get("sources", []):
+    for s in manifest.sources():
         lines.append(f"| {s['name']} | {s['kind']} | {s.get('license') or 'unknown'} | {s.get('read', 0)} | "
                      f"{s.get('kept', 0)} | {s.get('quarantined', 0)} | {s.get('duplicates', 0)} | "
                      f"{s.get('leakage_excluded', 0)} | {s.get('title_excluded', 0)} |")
@@ -124,13 +120,12 @@ def sources_table(manifest: Manifest) -> str:
 
 
 def quarantine_section(manifest: Manifest) -> str:
-    q = manifest.get("quarantine") or {}
-    rows = q.get("rows", 0)
+    rows = manifest.quarantine_rows()
     if not rows:
         return "No rows were quarantined."
     lines = [f"{rows} source rows could not be used and are kept with their reason in `quarantine.arrow`:", "",
              "| reason | rows |", "|---|---|"]
-    for reason, count in sorted((q.get("reasons") or {}).items(), key=lambda kv: -kv[1]):
+    for reason, count in sorted(manifest.quarantine_reasons().items(), key=lambda kv: -kv[1]):
         lines.append(f"| {reason} | {count} |")
     return "\n".join(lines)
 
@@ -138,8 +133,9 @@ def quarantine_section(manifest: Manifest) -> str:
 def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
     # The path as the build was given it: a relative output stays relative (to where the build ran).
     pattern = f"{corpus_dir}/lang=*/*.{_ext(manifest)}"
-    builder = "parquet" if manifest.get("format") == "parquet" else "arrow"
-    first = manifest["languages"][1] if len(manifest["languages"]) > 1 else manifest["languages"][0]
+    builder = _ext(manifest)
+    langs = manifest.languages
+    first = langs[1] if len(langs) > 1 else langs[0]
     return (
         "```python\n"
         "from datasets import load_dataset\n\n"
@@ -167,25 +163,24 @@ def license_note(mt: Mapping[str, Any], translated: bool) -> str:
 def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
     corpus_dir = Path(corpus_dir)
     template = resources.files("polyqa.data").joinpath("card_template.md").read_text("utf-8")
-    mt = manifest.get("mt_model") or {}
-    translation = manifest.get("translation") or {}
-    filters = manifest.get("filters") or {}
-    code = manifest.get("code_version") or {}
-    source_licenses = ", ".join(sorted({s.get("license") or "unknown" for s in manifest.get("sources", [])}))
-    translated = manifest_translates(manifest)
-    total_rows = sum(e["rows"] for e in manifest.shards)
+    mt = manifest.model()
+    translation = manifest.translation_totals()
+    filters = manifest.filters()
+    code = manifest.built_by()
+    source_licenses = ", ".join(sorted({s.get("license") or "unknown" for s in manifest.sources()}))
+    translated = manifest.translates()
     values = {
         "front_matter": yaml.safe_dump(front_matter(manifest), sort_keys=False, allow_unicode=True).strip(),
-        "name": manifest.get("name"),
-        "records": manifest.get("records"),
-        "n_languages": len(manifest["languages"]),
-        "total_rows": total_rows,
-        "n_shards": manifest.get("n_shards"),
-        "format": manifest.get("format"),
-        "shard_rows": manifest.get("shard_rows"),
+        "name": manifest.name,
+        "records": manifest.records,
+        "n_languages": len(manifest.languages),
+        "total_rows": manifest.total_rows(),
+        "n_shards": manifest.n_shards,
+        "format": manifest.format,
+        "shard_rows": manifest.shard_rows,
         "language_table": language_table(manifest),
         "flags_table": flags_table(manifest),
-        "thresholds": ", ".join(f"{k}={v}" for k, v in (manifest.get("config", {}).get("quality") or {}).items())
+        "thresholds": ", ".join(f"{k}={v}" for k, v in (manifest.config().get("quality") or {}).items())
         or "defaults",
         "sources_table": sources_table(manifest),
         "quarantine": quarantine_section(manifest),
@@ -204,7 +199,7 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "source_tokens": translation.get("source_tokens", 0),
         "target_tokens": translation.get("target_tokens", 0),
         "translation_seconds": translation.get("seconds", 0),
-        "build_seconds": manifest.get("build_seconds"),
+        "build_seconds": manifest.build_seconds,
         "code_version": f"polyqa {code.get('polyqa')}" + (f", git {code['git_commit'][:12]}" if code.get("git_commit") else "")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "source_licenses": source_licenses,
@@ -219,7 +214,7 @@ def write_cards(corpus_dir: str | Path, manifest: Manifest, cards_dir: str | Pat
     text = render_card(manifest, corpus_dir).encode("utf-8")
     paths = [Path(corpus_dir) / "README.md"]
     if cards_dir:
-        paths.append(Path(cards_dir) / f"{manifest.get('name')}.md")
+        paths.append(Path(cards_dir) / f"{manifest.name}.md")
     for path in paths:
         atomic_write_bytes(path, text)
     return paths

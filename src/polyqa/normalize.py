@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polyqa.languages import ENGLISH
 from polyqa.sources.base import Quarantined, RawRecord, SourceItem
 
 _SPACE_RE = re.compile(r"\s+")
@@ -106,9 +107,10 @@ class LeakageGuard:
     """Passages of evaluation sets (SQuAD/LAReQA JSON files or folders of them), by text hash."""
 
     def __init__(self, paths: Iterable[str | Path] = ()):
+        from polyqa.paths import expand
         from polyqa.sources.squad_json import iter_paragraphs, load_squad_json
 
-        self.paths = [str(p) for p in paths]
+        self.paths = [expand(p) for p in paths]  # ~ and $POLYQA_DATA_DIR, as everywhere in configs
         self.keys: set[str] = set()
         for path in self.paths:
             p = Path(path)
@@ -182,7 +184,7 @@ class Normalizer:
                 return checked
             translations[lang] = checked
         missing = [lang for lang in self.required_languages
-                   if lang != "eng_Latn" and lang not in translations]
+                   if lang != ENGLISH and lang not in translations]
         if missing:
             return Quarantined(location, item.row, None,
                                f"no text in {', '.join(missing)} and no translation model configured", item.raw)

@@ -28,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import languages as L
+from polyqa import paths
+from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
+from polyqa.corpus.manifest import Manifest
+from polyqa.languages import ENGLISH
 
 log = logging.getLogger(__name__)
 
-ENGLISH = "eng_Latn"
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid")
+ZERO_SHOT = "zero-shot"  # the untrained base model's row
 SETTINGS = ("monolingual", "cross-lingual", "multilingual")
 CELLS_DIR = "cells"  # in results_dir: one JSON record per finished cell (committed with the results)
 
@@ -40,7 +43,7 @@ CELLS_DIR = "cells"  # in results_dir: one JSON record per finished cell (commit
 def cell_record_path(config: "StudyConfig", cell: "Cell", key: str) -> Path:
     """Where a finished cell's row is kept: in the results folder, so a study can be continued
     on another machine from the committed results alone."""
-    return Path(config.results_dir) / CELLS_DIR / f"{cell.label}-{key}.json"
+    return Path(paths.expand(config.results_dir)) / CELLS_DIR / f"{cell.label}-{key}.json"
 
 
 @dataclass
@@ -60,7 +63,7 @@ class StudyConfig:
     language_order: list[str] = field(default_factory=list)  # first N are trained on
     unseen: list[str] = field(default_factory=list)  # never trained on; must not be in the order
     language_counts: list[int] = field(default_factory=lambda: [1, 2, 4])
-    strategies: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
+    strategies: list[str] = field(default_factory=lambda: [MONO, XY, HYBRID])
     languages_per_batch: list[int | None] = field(default_factory=lambda: [None])
     seeds: list[int] = field(default_factory=lambda: [0])
     # Extra seeds for selected cells: [{n_languages: 4, strategy: hybrid, seeds: [1, 2]}]
@@ -133,7 +136,7 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
     cells: list[Cell] = []
     skipped: list[dict[str, Any]] = []
     if config.include_zero_shot:
-        cells.append(Cell(0, "zero-shot", None, 0, ()))
+        cells.append(Cell(0, ZERO_SHOT, None, 0, ()))
     extra = {
         (int(c["n_languages"]), str(c["strategy"])): [int(s) for s in c.get("seeds", [])]
         for c in config.seed_cells
@@ -143,11 +146,11 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
         for strategy in config.strategies:
             for cap in config.languages_per_batch:
                 why = None
-                if strategy in ("x-y", "hybrid") and n < 2:
+                if strategy in (XY, HYBRID) and n < 2:
                     why = f"{strategy} batches pair different languages: needs at least two"
                 elif cap is not None and cap > n:
                     why = f"languages_per_batch {cap} > {n} training languages"
-                elif strategy == "x-x-mono" and cap not in (None, 1):
+                elif strategy == MONO and cap not in (None, 1):
                     why = "x-x-mono batches hold one language; a cap changes nothing"
                 if why:
                     skipped.append({"n_languages": n, "strategy": strategy, "cap": cap, "why": why})
@@ -181,12 +184,12 @@ def cell_key(config: StudyConfig, cell: Cell, corpus_fingerprint: str) -> str:
 
 def article_split(data_dir: str | Path, heldout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(training titles, held-out titles) of a LAReQA-format set, from its English file."""
-    path = Path(data_dir) / "en.json"
+    from polyqa.sources.lareqa import article_titles
+
     try:
-        articles = json.loads(path.read_text("utf-8"))["data"]
-        titles = sorted({a["title"] for a in articles})
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read article titles for the split: {exc}") from None
+        titles = article_titles(data_dir)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read article titles for the split: {exc}") from None
     rng = random.Random(seed)
     shuffled = titles[:]
     rng.shuffle(shuffled)
@@ -199,11 +202,11 @@ def article_split(data_dir: str | Path, heldout_fraction: float, seed: int) -> t
 def prepare_corpus(config: StudyConfig, train_titles: list[str] | None) -> tuple[Path, dict[str, Any]]:
     """The training corpus folder and its manifest (building it once when configured)."""
     if isinstance(config.corpus, str):
-        corpus_dir = Path(config.corpus).expanduser()
+        corpus_dir = Path(paths.expand(config.corpus))
     else:
-        from polyqa.corpus.build import build_corpus
+        from polyqa.corpus.job import build_corpus
 
-        corpus_dir = Path(config.work_dir) / "corpus"
+        corpus_dir = Path(paths.expand(config.work_dir)) / "corpus"
         build = json.loads(json.dumps(config.corpus))  # deep copy
         if train_titles is not None:
             for source in build.get("sources", []):
@@ -211,10 +214,10 @@ def prepare_corpus(config: StudyConfig, train_titles: list[str] | None) -> tuple
                     source["titles"] = train_titles
         build.setdefault("card_dir", None)
         build_corpus(build, corpus_dir)
-    manifest_path = corpus_dir / "manifest.json"
-    if not manifest_path.exists():
+    manifest = Manifest.load(corpus_dir)
+    if manifest is None:
         raise FileNotFoundError(f"{corpus_dir}: no manifest.json; is this a polyqa corpus?")
-    return corpus_dir, json.loads(manifest_path.read_text("utf-8"))
+    return corpus_dir, manifest
 
 
 def corpus_fingerprint(manifest: Mapping[str, Any]) -> str:
@@ -223,7 +226,7 @@ def corpus_fingerprint(manifest: Mapping[str, Any]) -> str:
     return _hash(sorted((s["path"], s["rows"], s["sha256"]) for s in shards))
 
 
-def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Mapping[str, Any],
+def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Manifest,
                      languages: Iterable[str]) -> dict[str, Any]:
     """Segments, tokens and seconds of machine translation the cell's languages need.
 
@@ -234,9 +237,8 @@ def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Mapping[st
     if not targets:
         return {"translation_segments": 0, "translation_tokens": 0, "translation_seconds": 0.0,
                 "translation_estimated": False}
-    stats = manifest.get("translation") or {}
-    per_lang = stats.get("per_language") or {}
-    if stats.get("translated") and all(lang in per_lang for lang in targets):
+    per_lang = manifest.translation_per_language()
+    if manifest.translates() and all(lang in per_lang for lang in targets):
         picked = [per_lang[lang] for lang in targets]
         return {
             "translation_segments": sum(int(p.get("translated", 0)) for p in picked),
@@ -313,7 +315,7 @@ def run_cell(
     config: StudyConfig,
     cell: Cell,
     corpus_dir: Path,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     heldout_file: Path | None,
     key: str,
 ) -> dict[str, Any]:
@@ -321,7 +323,7 @@ def run_cell(
     from polyqa.evaluate.run import EvaluationConfig, run_evaluation
     from polyqa.train import TrainConfig, train_retriever
 
-    cell_dir = Path(config.work_dir) / "cells" / f"{cell.label}-{key}"
+    cell_dir = Path(paths.expand(config.work_dir)) / "cells" / f"{cell.label}-{key}"
     cell_dir.mkdir(parents=True, exist_ok=True)
     row: dict[str, Any] = {"cell": cell.label, "key": key, **asdict(cell)}
     row["languages"] = ",".join(cell.languages)
@@ -370,7 +372,7 @@ def run_cell(
             EvaluationConfig(
                 model=model,
                 benchmark=bench,
-                data_dir=str(data_dir),
+                data_dir=paths.expand(data_dir),
                 output=str(cell_dir / f"eval-{bench}.json"),
                 articles_file=str(heldout_file) if held_out and heldout_file else None,
                 cache_dir=str(cell_dir / f"eval-{bench}.embcache"),
@@ -396,7 +398,7 @@ class StudyPlan:
 
     config: StudyConfig
     corpus_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     heldout_file: Path | None
     cells: list[Cell]
     keys: list[str]
@@ -409,14 +411,14 @@ class StudyPlan:
 
 def prepare_study(config: StudyConfig) -> StudyPlan:
     """Write the article split, build (or reuse) the training corpus, plan and key the cells."""
-    results_dir = Path(config.results_dir)
+    results_dir = Path(paths.expand(config.results_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
-    Path(config.work_dir).mkdir(parents=True, exist_ok=True)
+    Path(paths.expand(config.work_dir)).mkdir(parents=True, exist_ok=True)
     heldout_file = None
     train_titles = None
     if config.split:
         train_titles, heldout = article_split(
-            config.split["data_dir"], float(config.split.get("heldout_fraction", 0.25)),
+            paths.expand(config.split["data_dir"]), float(config.split.get("heldout_fraction", 0.25)),
             int(config.split.get("seed", 0)),
         )
         heldout_file = results_dir / "heldout_articles.txt"
@@ -429,26 +431,60 @@ def prepare_study(config: StudyConfig) -> StudyPlan:
     return StudyPlan(config, corpus_dir, manifest, heldout_file, cells, keys, skipped)
 
 
-def run_planned_cell(plan: StudyPlan, i: int) -> dict[str, Any]:
-    """A finished cell's row from its record, or train and evaluate it now."""
-    return plan.finished(i) or run_cell(plan.config, plan.cells[i], plan.corpus_dir, plan.manifest,
-                                        plan.heldout_file, plan.keys[i])
+class StudyJob:
+    """One study run: opened once (config, split, corpus, grid), then its pending cells one by one.
+
+    ``polyqa study`` and the ``language-scaling`` flow both drive :meth:`run`; the flow passes
+    an ``execute`` that runs each cell as a Prefect task, and adds nothing else.
+    """
+
+    def __init__(self, config: StudyConfig, only_cells: Iterable[str] | None = None) -> None:
+        self.config = config
+        self.plan = prepare_study(config)
+        self.wanted = set(only_cells) if only_cells else None
+        unknown = sorted(self.wanted - {c.label for c in self.plan.cells}) if self.wanted else []
+        if unknown:
+            raise ValueError(f"study {config.name}: no cells named {unknown}; see `polyqa study --plan`")
+
+    @property
+    def cells(self) -> list[Cell]:
+        return self.plan.cells
+
+    def pending(self) -> list[int]:
+        """Indices of the cells this run trains and evaluates (not finished, and asked for)."""
+        return [i for i, cell in enumerate(self.plan.cells)
+                if self.plan.finished(i) is None and (self.wanted is None or cell.label in self.wanted)]
+
+    def run_cell(self, i: int) -> dict[str, Any]:
+        """Train and evaluate cell ``i`` (or return its record when it finished meanwhile)."""
+        plan = self.plan
+        return plan.finished(i) or run_cell(plan.config, plan.cells[i], plan.corpus_dir, plan.manifest,
+                                            plan.heldout_file, plan.keys[i])
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Every finished cell's row, in grid order, written as the table, plots and report."""
+        rows = [row for i in range(len(self.plan.cells)) if (row := self.plan.finished(i)) is not None]
+        write_results(self.config, rows, self.plan.skipped)
+        return rows
+
+    def run(self, execute: Callable[[int], Any] | None = None,
+            progress: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
+        """The cell loop: every pending cell through ``execute`` (default: in this process), then finish."""
+        execute = execute or self.run_cell
+        todo = self.pending()
+        done = len(self.plan.cells) - len(todo)
+        progress(f"study {self.config.name}: {len(self.plan.cells)} cells, {done} finished, {len(todo)} to run")
+        # One cell at a time: each trains a model that uses every core.
+        for n, i in enumerate(todo, 1):
+            progress(f"[{n}/{len(todo)}] {self.plan.cells[i].label}: training and evaluating")
+            execute(i)
+        return self.finish()
 
 
 def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
               only_cells: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Run (or continue) every cell, then write the table, plots and report."""
-    plan = prepare_study(config)
-    wanted = set(only_cells) if only_cells else None
-    rows: list[dict[str, Any]] = []
-    for i, cell in enumerate(plan.cells):
-        cached = plan.finished(i)
-        if cached is None and wanted is not None and cell.label not in wanted:
-            continue
-        progress(f"[{i + 1}/{len(plan.cells)}] {cell.label}: {'cached' if cached else 'training and evaluating'}")
-        rows.append(cached or run_planned_cell(plan, i))
-    write_results(config, rows, plan.skipped)
-    return rows
+    return StudyJob(config, only_cells).run(progress=progress)
 
 
 def write_results(config: StudyConfig, rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
@@ -458,7 +494,7 @@ def write_results(config: StudyConfig, rows: list[dict[str, Any]], skipped: list
 
     from polyqa.study_report import plot_study, render_report
 
-    results_dir = Path(config.results_dir)
+    results_dir = Path(paths.expand(config.results_dir))
     if not rows:
         return
     columns = sorted({k for row in rows for k in row}, key=lambda k: (k not in rows[0], k))

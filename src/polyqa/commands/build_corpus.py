@@ -13,6 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML build config (default: the embedded sample, tiny model, 3 languages)")
     p.add_argument("--output", required=True, help="corpus folder to create or resume")
     p.add_argument("--overwrite", action="store_true", help="delete a previous polyqa corpus in --output first")
+    p.add_argument("--refresh", action="store_true",
+                   help="rebuild a corpus of another configuration in --output (cached translations are "
+                   "reused, so only new text is translated); an unchanged complete corpus is left alone")
     p.add_argument("--languages", help="override the config's target languages (comma separated, any code form)")
     p.add_argument("--model", help="override the config's model (tiny, a hub name or a local folder)")
     p.add_argument("--shard-rows", type=int, help="override the rows per shard")
@@ -21,28 +24,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def overrides(args: argparse.Namespace) -> dict:
+    """The config keys the command line replaces."""
+    out: dict = {}
+    if args.languages:
+        out["languages"] = [x.strip() for x in args.languages.split(",") if x.strip()]
+    if args.model:
+        out["model"] = None if args.model.lower() in ("none", "null") else args.model
+    if args.shard_rows:
+        out["shard_rows"] = args.shard_rows
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from polyqa.corpus.build import CorpusConflictError, build_corpus, load_config
+    from polyqa.corpus.config import load_config
+    from polyqa.corpus.job import CorpusConflictError, build_corpus
     from polyqa.sources.base import SourceError
 
     try:
-        config = load_config(args.config)
-        if args.languages:
-            config.languages = [x.strip() for x in args.languages.split(",") if x.strip()]
-        if args.model:
-            config.model = None if args.model.lower() in ("none", "null") else args.model
-        if args.shard_rows:
-            config.shard_rows = args.shard_rows
-        config = load_config(config.as_dict())  # re-validate the overrides
-        manifest = build_corpus(config, args.output, overwrite=args.overwrite, cards_dir=args.cards_dir,
-                                progress=not args.no_progress, log=lambda msg: print(msg, file=sys.stderr))
+        config = load_config(args.config, overrides(args))
+        manifest = build_corpus(config, args.output, overwrite=args.overwrite, refresh=args.refresh,
+                                cards_dir=args.cards_dir, progress=not args.no_progress,
+                                log=lambda msg: print(msg, file=sys.stderr))
     except (SourceError, CorpusConflictError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = sum(e["rows"] for e in manifest.shards)
-    print(f"{args.output}: {manifest['records']} QA pairs x {len(manifest['languages'])} languages = {rows} rows "
-          f"in {manifest['n_shards']} shards; quarantined {manifest['quarantine']['rows']}; "
-          f"build {manifest['build_seconds']} s")
+    print(f"{args.output}: {manifest.records} QA pairs x {len(manifest.languages)} languages = "
+          f"{manifest.total_rows()} rows in {manifest.n_shards} shards; quarantined {manifest.quarantine_rows()}; "
+          f"build {manifest.build_seconds} s")
     return 0

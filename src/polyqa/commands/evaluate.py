@@ -1,90 +1,81 @@
 """`polyqa evaluate`: zero-shot retrieval evaluation on XQuAD-R, MLQA-R or MIRACL.
 
 Works the same for any SentenceTransformer (a fine-tuned polyqa model folder, a
-hub id, or ``minilm`` for the bundled offline all-MiniLM-L6-v2), so baselines
-and fine-tuned models sit side by side. Writes OUT.json, OUT.md and (for
-LAReQA benchmarks) OUT.heatmap.png.
+hub id, or an alias such as ``minilm`` for the bundled offline all-MiniLM-L6-v2
+or ``xlm-r``), so baselines and fine-tuned models sit side by side. Writes
+OUT.json, OUT.md and (for LAReQA benchmarks) OUT.heatmap.png.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from polyqa.evaluate.config import CANDIDATE_MODES, HELP, config_defaults
+
+    defaults = config_defaults()
+
+    def helps(name: str) -> str:
+        default = defaults.get(name)
+        return HELP[name] + (f" (default {default})" if default not in (None, "", True, False) else "")
+
     p = subparsers.add_parser(
         "evaluate",
         help="Zero-shot retrieval evaluation (XQuAD-R, MLQA-R: mAP, R@k, rank distance; MIRACL: nDCG@10, Recall@100).",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # Options left out stay out of the namespace: EvaluationConfig alone holds the defaults.
+        argument_default=argparse.SUPPRESS,
     )
-    p.add_argument("--model", required=True,
-                   help="SentenceTransformer folder or hub id; 'minilm' = bundled all-MiniLM-L6-v2")
-    p.add_argument("--benchmark", required=True, choices=["xquad-r", "mlqa-r", "miracl"])
-    p.add_argument("--data-dir", default=None,
-                   help="local benchmark folder (LAReQA: <lang>.json files; MIRACL: its topics/qrels/corpus layout); "
-                        "for xquad-r it may be omitted (or a hub id given): google-research-datasets/xquad_r is "
-                        "read from the hub and its paragraphs segmented by polyqa (needs network)")
-    p.add_argument("--output", required=True, help="OUT.json (OUT.md and OUT.heatmap.png are written beside it)")
-    p.add_argument("--candidates", choices=["sentence", "sentence+context"], default="sentence+context",
-                   help="encode candidate sentences alone or as 'sentence <sep> paragraph' (LAReQA); default %(default)s")
-    p.add_argument("--languages", default=None, help="comma-separated subset, any spelling (ar,de or arb_Arab,...)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--max-questions", type=int, default=None, help="keep the first N question ids (quick runs)")
-    p.add_argument("--articles-file", default=None,
-                   help="evaluate only articles with these titles (one per line, or a JSON list): held-out splits")
-    p.add_argument("--exclude-titles", default=None, help="file of article titles to leave out")
-    p.add_argument("--query-prompt", default="", help="text prepended to queries, e.g. 'query: '")
-    p.add_argument("--passage-prompt", default="", help="text prepended to candidates, e.g. 'passage: '")
-    p.add_argument("--split", default="dev", help="MIRACL split (default %(default)s)")
-    p.add_argument("--cache-dir", default=None,
-                   help="embedding cache for resuming (default: OUT.embcache/ next to OUT.json)")
-    p.add_argument("--no-cache", action="store_true", help="do not save or reuse embeddings on disk")
-    p.add_argument("--chunk-size", type=int, default=1024, help="queries per scoring matrix product")
+    # Every dest is an EvaluationConfig field name (tests check that each field has an option).
+    p.add_argument("--model", required=True, help=helps("model"))
+    p.add_argument("--benchmark", required=True, help=helps("benchmark"))
+    p.add_argument("--data-dir", help=helps("data_dir"))
+    p.add_argument("--output", required=True, help=helps("output"))
+    p.add_argument("--candidates", choices=CANDIDATE_MODES, help=helps("candidates"))
+    p.add_argument("--languages", help="comma-separated " + helps("languages"))
+    p.add_argument("--batch-size", type=int, help=helps("batch_size"))
+    p.add_argument("--device", choices=["cpu", "cuda"], help=helps("device"))
+    p.add_argument("--max-questions", type=int, help=helps("max_questions"))
+    p.add_argument("--articles-file", help=helps("articles_file"))
+    p.add_argument("--exclude-titles", dest="exclude_titles_file", help=helps("exclude_titles_file"))
+    p.add_argument("--query-prompt", help=helps("query_prompt"))
+    p.add_argument("--passage-prompt", help=helps("passage_prompt"))
+    p.add_argument("--split", help=helps("split"))
+    p.add_argument("--no-cache", dest="cache", action="store_false", help="do not save or reuse embeddings on disk")
+    p.add_argument("--cache-dir", help=helps("cache_dir"))
+    p.add_argument("--chunk-size", type=int, help=helps("chunk_size"))
     p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The EvaluationConfig settings given on the command line (what was left out keeps its default)."""
+    from dataclasses import fields
+
+    from polyqa.evaluate.config import EvaluationConfig
+
+    settings = {f.name: getattr(args, f.name) for f in fields(EvaluationConfig) if hasattr(args, f.name)}
+    if "languages" in settings:
+        settings["languages"] = [x.strip() for x in settings["languages"].split(",") if x.strip()]
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from polyqa.evaluate.benchmarks import BenchmarkFormatError
-    from polyqa.evaluate.report import output_paths
-    from polyqa.evaluate.run import EvaluationConfig, run_evaluation
-    from polyqa.languages import UnknownLanguageError
+    from polyqa.evaluate.config import EvaluationConfig
+    from polyqa.evaluate.report import summary_line
+    from polyqa.evaluate.run import run_evaluation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    paths = output_paths(args.output)
-    cache_dir = None if args.no_cache else (args.cache_dir or str(paths["json"].with_suffix(".embcache")))
-    config = EvaluationConfig(
-        model=args.model,
-        benchmark=args.benchmark,
-        data_dir=args.data_dir,
-        output=str(paths["json"]),
-        candidates=args.candidates,
-        languages=[x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None,
-        batch_size=args.batch_size,
-        device=args.device,
-        max_questions=args.max_questions,
-        articles_file=args.articles_file,
-        exclude_titles_file=args.exclude_titles,
-        query_prompt=args.query_prompt,
-        passage_prompt=args.passage_prompt,
-        split=args.split,
-        cache_dir=cache_dir,
-        chunk_size=args.chunk_size,
-    )
     try:
+        config = EvaluationConfig.from_dict(settings_from_args(args), source="polyqa evaluate")
         result = run_evaluation(config)
-    except (FileNotFoundError, BenchmarkFormatError, UnknownLanguageError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # bad paths, formats, languages, settings: one line, exit 2
         print(f"error: {exc}")
         return 2
-    s = result["settings"]
-    if result["benchmark"] == "miracl":
-        m = s["monolingual"]
-        print(f"MIRACL nDCG@10 {m['nDCG@10']:.4f}  Recall@100 {m['Recall@100']:.4f}")
-    else:
-        print(f"mAP mono {s['monolingual']['mAP']:.4f}  cross {s['cross-lingual']['mAP'] or float('nan'):.4f}  "
-              f"multi {s['multilingual']['mAP']:.4f}  rank distance {result['rank_distance']['mean'] or float('nan'):.1f}")
-    print(f"wrote {paths['json']}")
+    print(summary_line(result))
+    print(f"wrote {config.output}")
     return 0

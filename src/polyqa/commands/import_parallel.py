@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polyqa import languages as L
-    from polyqa.corpus.build import CorpusConflictError, build_corpus
+    from polyqa.corpus.job import CorpusConflictError, build_corpus
     from polyqa.sources.base import SourceError
     from polyqa.sources.parallel_import import language_files
 
@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     except (SourceError, CorpusConflictError, ValueError, L.UnknownLanguageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.output}: {manifest['records']} QA pairs x {len(manifest['languages'])} languages; "
-          f"quarantined {manifest['quarantine']['rows']}")
+    print(f"{args.output}: {manifest.records} QA pairs x {len(manifest.languages)} languages; "
+          f"quarantined {manifest.quarantine_rows()}")
     return 0

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from polyqa.study import StudyConfig, plan_cells, run_study
+    from polyqa.study import StudyConfig, StudyJob, plan_cells
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -39,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped n={s['n_languages']} {s['strategy']} cap={s['cap']}: {s['why']}")
         return 0
     only = [c for c in args.only.split(",") if c] if args.only else None
-    rows = run_study(config, progress=print, only_cells=only)
+    rows = StudyJob(config, only).run(progress=print)
     print(f"{len(rows)} cells; results in {config.results_dir}")
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from polyqa.train import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,25 +34,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def load_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings: the YAML file, then the options given (unset options keep the file's values)."""
+    from polyqa.train import TrainConfig
+
+    return TrainConfig.load(
+        args.config,
+        corpus=args.corpus,
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        resume=args.resume,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from polyqa.train import TrainConfig, train_retriever
+    from polyqa.train import TrainJob
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = TrainConfig.from_yaml(
-            args.config,
-            corpus=args.corpus,
-            output_dir=args.output_dir,
-            max_steps=args.max_steps,
-            resume=args.resume,
-        )
+        job = TrainJob(load_config(args))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}")
         return 2
-    result = train_retriever(config)
+    result = job.run()
     summary = {
         "model_dir": str(result.model_dir),
         "run_record": str(result.run_record_path),

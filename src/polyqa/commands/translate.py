@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache",
         default=None,
-        help="translation cache (SQLite); default $POLYQA_HOME/translations.sqlite or ~/.cache/polyqa/...",
+        help="translation cache (SQLite); default $POLYQA_HOME/translations.sqlite",
     )
     p.add_argument("--no-cache", action="store_true", help="do not use a persistent translation cache")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -42,11 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _default_cache_path():
-    import os
-    from pathlib import Path
+    from polyqa import paths
 
-    home = os.environ.get("POLYQA_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "polyqa") / "translations.sqlite"
+    return paths.translation_cache()
 
 
 def run(args: argparse.Namespace) -> int:

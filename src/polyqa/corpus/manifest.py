@@ -2,21 +2,40 @@
 
 A shard counts only once the manifest lists it with its sha256. The manifest is
 rewritten atomically after every shard, so a killed build resumes from it.
+
+This module owns the manifest's shape: readers (the card, validation, the
+study) use :class:`Manifest`'s accessors rather than its JSON keys. Each shard
+entry holds its own counts (``stats``, ``translation``); :meth:`Manifest.total`
+sums them into ``statistics`` (per language) and ``translation``
+(``{"totals": {...}, "per_language": {lang: {...}}}``) when a build finishes.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable
+from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyqa import __version__
 from polyqa.corpus.schema import SCHEMA_VERSION
-from polyqa.corpus.writer import WrittenShard, atomic_write_bytes, sha256_file
+from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, atomic_write_bytes, sha256_file
+from polyqa.languages import ENGLISH
+
+if TYPE_CHECKING:
+    from polyqa.corpus.config import BuildConfig
+    from polyqa.corpus.ingest import IngestSummary
 
 MANIFEST_FILE = "manifest.json"
+REQUIRED_KEYS = ("languages", "n_shards", "shards", "records")
+
+# Translation work of a build, per target language and in total (a shard entry may carry more
+# numeric engine counters; they are summed too).
+TRANSLATION_KEYS = ("segments_requested", "unique_segments", "cache_hits", "translated", "source_tokens",
+                    "target_tokens", "seconds")
 
 
 def code_version() -> dict[str, Any]:
@@ -36,8 +55,61 @@ def code_version() -> dict[str, Any]:
     return info
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def language_statistics(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per language: rows, shards, bytes and the shards' row statistics summed."""
+    per_lang: dict[str, dict[str, Any]] = {}
+    for e in shards:
+        s = per_lang.setdefault(e["lang"], {"rows": 0, "translated": 0, "quality_pass": 0, "quality_flags": Counter(),
+                                            "projection": Counter(), "passage_chars": 0, "question_chars": 0,
+                                            "shards": 0, "bytes": 0})
+        st = e.get("stats", {})
+        s["rows"] += e["rows"]
+        s["shards"] += 1
+        s["bytes"] += e.get("bytes", 0)
+        for key in ("translated", "quality_pass", "passage_chars", "question_chars"):
+            s[key] += st.get(key, 0)
+        s["quality_flags"].update(st.get("quality_flags", {}))
+        s["projection"].update(st.get("projection", {}))
+    for s in per_lang.values():
+        s["quality_flags"], s["projection"] = dict(s["quality_flags"]), dict(s["projection"])
+    return per_lang
+
+
+def _no_translation() -> dict[str, int | float]:
+    return {key: 0.0 if key == "seconds" else 0 for key in TRANSLATION_KEYS}
+
+
+def translation_statistics(shards: Iterable[Mapping[str, Any]], languages: Iterable[str]) -> dict[str, Any]:
+    """``{"totals": {...}, "per_language": {lang: {...}}}``: the shards' translation work summed.
+
+    Every target language is listed (zeros when all its text was imported); totals are the sum of them.
+    """
+    per_language = {lang: _no_translation() for lang in languages if lang != ENGLISH}
+    for e in shards:
+        done = {k: v for k, v in (e.get("translation") or {}).items() if _number(v)}
+        if done:
+            target = per_language.setdefault(e["lang"], _no_translation())
+            for key, value in done.items():
+                target[key] = target.get(key, 0) + value
+    totals = _no_translation()
+    for counts in per_language.values():
+        counts["seconds"] = round(counts["seconds"], 3)
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+    totals["seconds"] = round(totals["seconds"], 3)
+    return {"totals": totals, "per_language": per_language}
+
+
 class Manifest:
-    """A thin wrapper over the manifest's JSON object."""
+    """The manifest's JSON object (``data``) with the accessors readers use and the updates a build makes."""
 
     def __init__(self, data: dict[str, Any] | None = None):
         self.data: dict[str, Any] = data or {}
@@ -98,12 +170,129 @@ class Manifest:
     def entries_for(self, lang: str) -> list[dict[str, Any]]:
         return [e for e in self.shards if e["lang"] == lang]
 
-    def rows_per_language(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in self.shards:
-            out[e["lang"]] = out.get(e["lang"], 0) + int(e["rows"])
-        return out
 
-    def missing(self, languages: Iterable[str], n_shards: int) -> list[tuple[str, int]]:
-        have = {(e["lang"], e["index"]) for e in self.shards}
-        return [(lang, k) for lang in languages for k in range(n_shards) if (lang, k) not in have]
+    # -- what the build recorded ----------------------------------------------
+    def missing_keys(self) -> list[str]:
+        return [key for key in REQUIRED_KEYS if key not in self.data]
+
+    @property
+    def name(self) -> str | None:
+        return self.data.get("name")
+
+    @property
+    def languages(self) -> list[str]:
+        """English first, then the target languages."""
+        return list(self.data.get("languages") or [])
+
+    @property
+    def n_shards(self) -> int:
+        return int(self.data.get("n_shards") or 0)
+
+    @property
+    def records(self) -> int:
+        """English QA pairs (rows per language)."""
+        return int(self.data.get("records") or 0)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.data.get("complete"))
+
+    @property
+    def format(self) -> str:
+        return self.data.get("format") or "arrow"
+
+    @property
+    def shard_rows(self) -> int | None:
+        return self.data.get("shard_rows")
+
+    def config(self) -> dict[str, Any]:
+        """The build config as recorded (paths unexpanded)."""
+        return dict(self.data.get("config") or {})
+
+    def built_by(self) -> dict[str, Any]:
+        """polyqa version and git commit of the build (see :func:`code_version`)."""
+        return dict(self.data.get("code_version") or {})
+
+    @property
+    def build_seconds(self) -> float:
+        return float(self.data.get("build_seconds") or 0.0)
+
+    def total_rows(self) -> int:
+        return sum(int(e["rows"]) for e in self.shards)
+
+    def sources(self) -> list[dict[str, Any]]:
+        return list(self.data.get("sources") or [])
+
+    def filters(self) -> dict[str, Any]:
+        return dict(self.data.get("filters") or {})
+
+    def quarantine_rows(self) -> int:
+        return int((self.data.get("quarantine") or {}).get("rows", 0))
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        """Quarantined source rows per reason."""
+        return dict((self.data.get("quarantine") or {}).get("reasons") or {})
+
+    def model(self) -> dict[str, Any]:
+        """The MT model: name, revision, quantization, license, and once used, what the engine reported."""
+        return dict(self.data.get("mt_model") or {})
+
+    def set_model(self, description: Mapping[str, Any]) -> None:
+        self.data["mt_model"] = dict(description)
+
+    def translates(self) -> bool:
+        """True when some row is machine translated."""
+        return any(e.get("stats", {}).get("translated") for e in self.shards)
+
+    def statistics(self) -> dict[str, dict[str, Any]]:
+        """Per language: rows, translated, quality_pass, quality_flags, projection, chars, shards, bytes."""
+        stored = self.data.get("statistics")
+        return stored if stored is not None else language_statistics(self.shards)
+
+    def quality_per_language(self) -> dict[str, dict[str, Any]]:
+        """Per language: rows, rows passing every quality check, and rows per failed check."""
+        return {lang: {"rows": s["rows"], "quality_pass": s["quality_pass"], "quality_flags": s["quality_flags"]}
+                for lang, s in self.statistics().items()}
+
+    def _translation(self) -> dict[str, Any]:
+        stored = self.data.get("translation")
+        if isinstance(stored, Mapping) and "per_language" in stored:
+            return dict(stored)
+        # Not totalled yet (a build in progress, or a corpus from before per-language totals).
+        return translation_statistics(self.shards, self.languages)
+
+    def translation_totals(self) -> dict[str, int | float]:
+        """Translation work of the whole build: segments_requested, unique_segments, cache_hits,
+        translated, source_tokens, target_tokens, seconds (and further engine counters)."""
+        return dict(self._translation()["totals"])
+
+    def translation_per_language(self) -> dict[str, dict[str, int | float]]:
+        """The same counts per target language; every target is listed and they sum to the totals."""
+        return {lang: dict(counts) for lang, counts in self._translation()["per_language"].items()}
+
+    # -- writing (the build owns these) ---------------------------------------
+    def describe_build(self, config: BuildConfig, ingested: IngestSummary) -> None:
+        """Start or resume the record of a build of ``config`` from the ``ingested`` records."""
+        self.data.setdefault("created", _now())
+        self.data.setdefault("build_seconds", 0.0)
+        if self.data.get("n_shards") not in (None, ingested.n_shards) or \
+                self.data.get("records_sha256") not in (None, ingested.records_sha256):
+            self.data["shards"] = []  # the sources gave other records: no shard can be reused
+        self.data.update({
+            "name": config.name, "schema_version": SCHEMA_VERSION, "config_fingerprint": config.fingerprint(),
+            "config": config.as_dict(), "languages": config.all_languages, "format": config.format,
+            "compression": config.compression, "n_shards": ingested.n_shards,
+            "shard_rows": config.shard_rows, "records": ingested.records,
+            "records_sha256": ingested.records_sha256,
+            "sources": ingested.sources, "filters": ingested.filters,
+            "quarantine": {**ingested.quarantine, "file": QUARANTINE_FILE},
+            "code_version": code_version(), "complete": False,
+        })
+
+    def total(self, run_seconds: float) -> None:
+        """Sum the shard entries into ``statistics`` and ``translation`` and mark the build complete."""
+        self.data["statistics"] = language_statistics(self.shards)
+        self.data["translation"] = translation_statistics(self.shards, self.languages)
+        self.data["build_seconds"] = round(self.build_seconds + run_seconds, 3)
+        self.data["complete"] = True
+        self.data["finished"] = _now()

@@ -4,7 +4,8 @@ Checks: the manifest (present, complete), every (language, shard) listed and on
 disk with its sha256 and row count, no stray shard files, the exact
 CORPUS_SCHEMA, alignment (shard k of every language has the English qa_ids in
 the same order), row invariants (lang column, answer offsets, sentence offsets,
-projection kinds) and counts (rows per language, quarantine rows, filter sums).
+projection kinds) and counts (rows per language, quarantine rows and reasons, filter
+sums, translation work per language against its totals).
 """
 
 from __future__ import annotations
@@ -93,14 +94,13 @@ def validate_corpus(corpus_dir: str | Path) -> ValidationReport:
         errors.append(str(exc))
         return report
     assert manifest is not None
-    for key in ("languages", "n_shards", "shards", "records"):
-        if key not in manifest.data:
-            errors.append(f"{root / MANIFEST_FILE}: field {key!r} missing")
+    for key in manifest.missing_keys():
+        errors.append(f"{root / MANIFEST_FILE}: field {key!r} missing")
     if errors:
         return report
-    if not manifest.get("complete"):
+    if not manifest.complete:
         errors.append(f"{root / MANIFEST_FILE}: build not complete (rerun the same build command to resume)")
-    languages, n_shards = manifest["languages"], manifest["n_shards"]
+    languages, n_shards, records = manifest.languages, manifest.n_shards, manifest.records
     listed = {(e["lang"], e["index"]): e for e in manifest.shards}
     expected_files = set()
     english_ids: dict[int, list[str]] = {}
@@ -141,20 +141,25 @@ def validate_corpus(corpus_dir: str | Path) -> ValidationReport:
                 errors.append(f"{where}: not aligned with shard {k} of {languages[0]} (qa_ids differ)")
             errors.extend(check_rows(table, lang, where))
         report.rows[lang] = rows
-        if rows != manifest["records"]:
-            errors.append(f"language {lang}: {rows} rows, manifest says {manifest['records']} records")
+        if rows != records:
+            errors.append(f"language {lang}: {rows} rows, manifest says {records} records")
     for extra in sorted((e for e in listed if e[0] not in languages or e[1] >= n_shards)):
         errors.append(f"manifest lists shard {extra[1]} of {extra[0]}, outside languages/shard count")
     for path in root.glob("lang=*/*"):
         if SHARD_RE.match(path.name) and path.resolve() not in expected_files:
             errors.append(f"{path.relative_to(root)}: shard file not in the manifest")
-    quarantine = manifest.get("quarantine") or {}
     q_rows = read_quarantine(root).num_rows if (root / QUARANTINE_FILE).exists() else 0
-    if q_rows != quarantine.get("rows", 0):
-        errors.append(f"{QUARANTINE_FILE}: {q_rows} rows, manifest says {quarantine.get('rows', 0)}")
-    filters = manifest.get("filters") or {}
-    if filters and filters.get("kept") != manifest["records"]:
-        errors.append(f"manifest filters: kept {filters.get('kept')} != records {manifest['records']}")
+    if q_rows != manifest.quarantine_rows():
+        errors.append(f"{QUARANTINE_FILE}: {q_rows} rows, manifest says {manifest.quarantine_rows()}")
+    if sum(manifest.quarantine_reasons().values()) != manifest.quarantine_rows():
+        errors.append("manifest quarantine: the counts per reason do not add up to its rows")
+    per_language = manifest.translation_per_language()
+    for key, total in manifest.translation_totals().items():
+        if key != "seconds" and sum(counts.get(key, 0) for counts in per_language.values()) != total:
+            errors.append(f"manifest translation: {key} per language does not add up to the total {total}")
+    filters = manifest.filters()
+    if filters and filters.get("kept") != records:
+        errors.append(f"manifest filters: kept {filters.get('kept')} != records {records}")
     if filters and filters.get("read") != filters.get("kept", 0) + filters.get("quarantined", 0) + filters.get(
             "leakage_excluded", 0):
         errors.append("manifest filters: read != kept + quarantined + leakage_excluded")

@@ -1,8 +1,10 @@
 """Zero-shot retrieval evaluation: XQuAD-R and MLQA-R (LAReQA protocol) and MIRACL.
 
-- ``benchmarks``: loaders (LAReQA JSON per language, MIRACL topics/qrels/corpus)
+- ``benchmark``: Benchmark / Query / Candidate and the benchmark registry (``register_benchmark``, ``load_benchmark``)
+- ``lareqa``: XQuAD-R and MLQA-R over :mod:`polyqa.sources.lareqa`; XQuAD-R from the hub
+- ``miracl``: MIRACL topics, qrels and corpus
 - ``metrics``: per-query AP, R@k, rank distance, nDCG@k (scikit-learn tie semantics)
 - ``retrieval``: encoding each unique text once (resumable cache) and batched scoring
 - ``report``: aggregation, seen/unseen split, OUT.json / OUT.md / OUT.heatmap.png
-- ``run``: ``EvaluationConfig`` and ``run_evaluation`` used by the CLI and the flow
+- ``run``: ``EvaluationConfig``, ``EvaluateJob`` and ``run_evaluation``, used by the CLI, the flow and the study
 """

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from polyqa import languages as langs
-from polyqa.evaluate.benchmarks import Benchmark
-from polyqa.evaluate.retrieval import LareqaScores, MiraclScores, resolve_model
+from polyqa.encoders import resolve_encoder
+from polyqa.evaluate.benchmark import Benchmark
+from polyqa.evaluate.config import output_paths
+from polyqa.evaluate.retrieval import LareqaScores, MiraclScores
 
 
 def _mean(values) -> float | None:
@@ -35,7 +37,7 @@ def training_languages(model: str) -> list[str] | None:
     model, then in a ``polyqa:`` mapping with ``languages`` in the YAML front
     matter of the model card (README.md).
     """
-    folder = Path(resolve_model(model))
+    folder = Path(resolve_encoder(model))
     if not folder.is_dir():
         return None
     info = folder / "polyqa_training.json"
@@ -188,11 +190,21 @@ def summarize_miracl(benchmark: Benchmark, scores: MiraclScores, seen_languages:
 # --------------------------------------------------------------------------- files
 
 
-def output_paths(output: str | Path) -> dict[str, Path]:
-    out = Path(output)
-    stem = out.with_suffix("") if out.suffix == ".json" else out
-    return {"json": stem.with_name(stem.name + ".json"), "md": stem.with_name(stem.name + ".md"),
-            "heatmap": stem.with_name(stem.name + ".heatmap.png")}
+def has_language_pairs(result: dict) -> bool:
+    """Whether a result scores query x candidate language pairs (LAReQA), not each language alone (MIRACL)."""
+    return "cross-lingual" in result["settings"]
+
+
+def summary_line(result: dict) -> str:
+    """The headline numbers of a result, on one line (the CLI prints it, the flow logs it)."""
+    s = result["settings"]
+    if not has_language_pairs(result):
+        m = s["monolingual"]
+        return f"{result['benchmark']} nDCG@10 {_fmt(m['nDCG@10'], 4)}  Recall@100 {_fmt(m['Recall@100'], 4)}"
+    rd = (result.get("rank_distance") or {}).get("mean")
+    return (f"{result['benchmark']} mAP mono {_fmt(s['monolingual']['mAP'], 4)}  "
+            f"cross {_fmt(s['cross-lingual']['mAP'], 4)}  multi {_fmt(s['multilingual']['mAP'], 4)}  "
+            f"rank distance {_fmt(rd, 1)}")
 
 
 def _fmt(v, digits=3) -> str:
@@ -219,7 +231,7 @@ def render_markdown(result: dict) -> str:
     lines.append("")
     settings = result["settings"]
     langs_ = result["languages"]
-    if result["benchmark"] == "miracl":
+    if not has_language_pairs(result):
         mono = settings["monolingual"]
         lines += ["| language | nDCG@10 | Recall@100 | queries |", "|---|---|---|---|"]
         for lang in langs_:
@@ -312,7 +324,7 @@ def write_outputs(result: dict, output: str | Path) -> dict[str, Path]:
     tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(paths["json"])
     paths["md"].write_text(render_markdown(result), encoding="utf-8")
-    if result["benchmark"] != "miracl":
+    if has_language_pairs(result):
         plot_heatmap(result, paths["heatmap"])
     else:
         paths.pop("heatmap")

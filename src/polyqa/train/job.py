@@ -1,0 +1,164 @@
+"""One training run: ``TrainJob`` opens it (config, corpus, batch plan, resume point), ``run()`` trains.
+
+Opening reads and checks everything that can be wrong before a model loads:
+the settings (validated once, in ``TrainConfig``), the corpus (aligned,
+usable rows per language), the batch plan (enough rows for the batch size
+and strategy) and the checkpoint to resume from. ``run()`` then trains and
+writes the model, ``polyqa_training.json`` and the run record (see
+``polyqa.train.record``). ``train_retriever(config)`` is the same as one call.
+
+Resume: transformers' Trainer restores the global step, works out the epoch
+and the batches already trained in it, calls ``set_epoch`` on the batch
+sampler and wraps it with ``accelerate.skip_first_batches``, which iterates
+the sampler from the start of the epoch and drops the first ``k`` batches.
+The planner draws each epoch from ``default_rng([seed, epoch])`` alone, so
+the replay is exact; it costs about half a millisecond per skipped batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from polyqa.batching.pairs import TrainingPairs, load_training_pairs
+from polyqa.batching.planner import BatchPlanner
+from polyqa.train import record as rec
+from polyqa.train import trainer as st
+from polyqa.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    run_record_path: Path
+    record: dict[str, Any] = field(default_factory=dict)  # empty on processes other than the main one
+
+
+class TrainJob:
+    """A training run opened once; ``run()`` trains it (once)."""
+
+    def __init__(self, config: TrainConfig, callbacks: list | None = None) -> None:
+        self.config = config
+        self.callbacks = list(callbacks or [])
+        self.pairs: TrainingPairs = load_training_pairs(
+            config.corpus, config.languages, positive=config.positive, hard_negatives=config.hard_negatives,
+            quality_filter=config.quality_filter,
+        )
+        pairs = self.pairs
+        log.info(
+            "corpus %s: %d questions x %d languages %s; usable rows %s; skipped %d %s",
+            config.corpus, pairs.num_questions, len(pairs.languages), pairs.languages,
+            pairs.usable_counts(), pairs.skipped_total, pairs.skipped,
+        )
+        # Refuses impossible batch sizes / strategies before any model loads.
+        self.planner = BatchPlanner(pairs.usable, pairs.languages, config.batch_size, config.batching)
+        self.resume_from = st.find_resume_checkpoint(config)
+        if config.resume and self.resume_from is None:
+            log.info("resume asked for but %s holds no checkpoint: starting fresh", config.checkpoint_dir)
+        self.step_start = st.checkpoint_step(self.resume_from)
+        self._ran = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        callbacks: list | None = None,
+        **options: Any,
+    ) -> TrainJob:
+        """A job from a YAML config and overrides (see ``TrainConfig.load``)."""
+        return cls(TrainConfig.load(path, overrides, **options), callbacks=callbacks)
+
+    def run(self) -> TrainResult:
+        """Train as the config says; returns where the model and the run record are."""
+        if self._ran:
+            raise RuntimeError("a TrainJob runs once; open a new one (resume: true) to continue training")
+        self._ran = True
+        import torch
+        import transformers
+
+        from polyqa.batching.st_sampler import BatchSamplerFactory, pair_dataset
+
+        config, pairs = self.config, self.pairs
+        started = datetime.now(timezone.utc)
+        run_id = started.strftime("%Y%m%dT%H%M%S%fZ")
+        out = Path(config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        transformers.set_seed(config.seed)
+        if config.torch_threads:
+            torch.set_num_threads(int(config.torch_threads))
+
+        model = st.load_model(config)
+        model.model_card_data.language = rec.iso_languages(pairs.languages)
+        model.model_card_data.train_datasets = [{"name": f"polyqa corpus {Path(config.corpus).name}"}]
+        model.model_card_data.add_tags(["polyqa", f"batching-{config.strategy}"])
+        # Widget examples would be the first pair-dataset rows: one question in every language pair.
+        model.model_card_data.generate_widget_examples = False
+
+        factory = BatchSamplerFactory(pairs.usable, pairs.languages, config.batching)
+        _, PolyqaTrainer, MemoryCallback = st.trainer_classes()
+        memory = MemoryCallback()
+        trainer = PolyqaTrainer(
+            model=model,
+            args=st.training_arguments(config, factory),
+            train_dataset=pair_dataset(pairs, keep_index=True),
+            loss=st.build_loss(model, config),
+            callbacks=[memory, *self.callbacks],
+            num_languages=len(pairs.languages),
+            record_batches=config.record_batches,
+        )
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        if self.resume_from:
+            log.info("resuming from %s (global step %d)", self.resume_from, self.step_start)
+        wall_start = time.perf_counter()
+        output = trainer.train(resume_from_checkpoint=self.resume_from)
+        wall = time.perf_counter() - wall_start
+
+        global_step = int(trainer.state.global_step)
+        info = rec.training_info(
+            config, pairs, {"steps": global_step, "skipped_rows_total": pairs.skipped_total}
+        )
+        record: dict[str, Any] = {}
+        if trainer.is_world_process_zero():
+            model.save(str(config.model_dir))
+            rec.write_training_info(config.model_dir, info)
+            stats = rec.RunStats(
+                global_step_start=self.step_start,
+                global_step=global_step,
+                examples_seen=trainer.examples_seen,
+                tokens_seen=trainer.tokens_seen,
+                wall_seconds=wall,
+                train_runtime_seconds=float(output.metrics.get("train_runtime", wall)),
+                peak_rss_bytes=max(memory.peak_rss, st.rss_bytes()),
+                num_processes=int(trainer.args.world_size),
+                batch_kinds=dict(trainer.batch_kinds),
+                log_history=trainer.state.log_history,
+                batch_log=trainer.batch_log if config.record_batches else None,
+            )
+            record = rec.run_record(
+                config, pairs, stats, info, st.runtime_info(),
+                run_id=run_id,
+                started=started,
+                resumed_from=self.resume_from,
+                batches_per_epoch=len(self.planner),
+                previous=rec.previous_totals(out, self.resume_from, self.step_start),
+            )
+            rec.write_run_record(out, record, pairs)
+            log.info(
+                "trained %d steps, %d examples, %.1f examples/s; model in %s",
+                stats.steps, stats.examples_seen, record["examples_per_second"] or 0.0, config.model_dir,
+            )
+        return TrainResult(model_dir=config.model_dir, run_record_path=out / rec.RUN_RECORD_FILE, record=record)
+
+
+def train_retriever(config: TrainConfig, callbacks: list | None = None) -> TrainResult:
+    """Train a retriever as ``config`` says; resumable; returns where the model and run record are."""
+    return TrainJob(config, callbacks=callbacks).run()
