@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench cards docs-check clean
 
 setup: $(STAMP)
 
@@ -28,11 +28,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Every benchmark, one table (run it alone on an idle machine).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/translate.py --quick
-	$(BIN)/python benchmarks/corpus.py
-	$(BIN)/python benchmarks/train.py --quick
-	$(BIN)/python benchmarks/evaluate.py
+	$(BIN)/python benchmarks/run_all.py
+
+# Regenerate the committed card of the embedded default corpus, from a cold build
+# (empty caches), so its translation statistics are those of a first run.
+cards: $(STAMP)
+	rm -rf out/cards && mkdir -p out/cards
+	POLYQA_HOME=$(CURDIR)/out/cards/home $(BIN)/polyqa build-corpus --output out/default-corpus \
+		--cards-dir data_cards --no-progress --overwrite
+
+# Run the README's examples (they are tests too: tests/test_readme.py).
+docs-check: $(STAMP)
+	$(BIN)/python -m pytest tests/test_readme.py -q
 
 clean:
 	rm -rf out .pytest_cache

@@ -1,16 +1,22 @@
 """The measuring method every benchmark here shares.
 
-- Two sides are timed alternately in ABBA order (A B, then B A, ...) over at least
-  five rounds, so a drift in machine load hits both alike.
-- Each round gives one ratio; a figure is the median of the rounds' ratios with
-  their min and max.
+- Two sides are timed alternately in ABBA order (A B, then B A, then A B, ...)
+  over at least five rounds, so a drift in machine load hits both alike. An
+  untimed warm-up call of each side comes first (imports, allocators, caches).
+- Each round gives one ratio; a figure is the median of the rounds' ratios,
+  reported with their min and max (the spread).
+- A side may time itself: a function returning ``Measured(seconds, value)`` is
+  counted for ``seconds`` (e.g. the training steps only, without set-up); any
+  other return value is counted for the wall time of the call.
 - The load average and CPU count are recorded at the start and the end. A run
-  is ``quiet`` when the 1-minute load at the start was below 1; otherwise a
-  warning line is printed, because a ratio taken under load is noise.
+  is ``quiet`` when the 1-minute load at its start was below 1; otherwise a
+  warning line is printed, because a ratio taken under load is noise. (The run's
+  own work raises the load, so the end value says little; the start decides.)
 
-Every script prints one JSON object as its last line: ``{"figures": {name: {median,
-min, max, target, higher_is_better, rounds}}, "machine": {...}, ...}``;
-``benchmarks/run_all.py`` collects them into one table.
+Every script prints one JSON object as its last line: ``{"benchmark": ..., "figures":
+{name: {median, min, max, target, higher_is_better, rounds, per_round, seconds}},
+"machine": {"start": ..., "end": ...}, "quiet": bool, ...}``; ``benchmarks/run_all.py``
+collects them into one table.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_ROUNDS = 5
+QUIET_LOAD = 1.0
 
 
 def log(message: str) -> None:
@@ -42,77 +49,144 @@ def machine_state() -> dict[str, Any]:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def wait_until_quiet(max_seconds: float, *, poll: float = 10.0, below: float = QUIET_LOAD) -> dict[str, Any]:
+    """Wait (at most ``max_seconds``) for the 1-minute load to fall below ``below``; returns the state then."""
+    deadline = time.monotonic() + max_seconds
+    state = machine_state()
+    while state["load1"] >= below and time.monotonic() < deadline:
+        time.sleep(min(poll, max(deadline - time.monotonic(), 0.1)))
+        state = machine_state()
+    return state
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a side returns when it times itself: the seconds that count, and its output."""
+
+    seconds: float
+    value: Any = None
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, output) of one call; a ``Measured`` return gives its own seconds."""
     gc.collect()
     start = time.perf_counter()
     out = fn()
-    return time.perf_counter() - start, out
+    seconds = time.perf_counter() - start
+    if isinstance(out, Measured):
+        return out.seconds, out.value
+    return seconds, out
 
 
 @dataclass
 class Figure:
-    """One side-by-side figure: per-round ratios of ``numerator`` seconds over ``denominator`` seconds."""
+    """One figure: per-round values (ratios of two sides' seconds, or plain values) and their summary."""
 
     name: str
     target: float | None
     higher_is_better: bool = True
-    ratios: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    unit: str = "x"  # "x": a ratio; anything else names the unit of a plain value
+    note: str = ""
 
     def summary(self) -> dict[str, Any]:
-        return {"median": round(statistics.median(self.ratios), 3), "min": round(min(self.ratios), 3),
-                "max": round(max(self.ratios), 3), "target": self.target,
-                "higher_is_better": self.higher_is_better, "rounds": len(self.ratios),
-                "per_round": [round(r, 3) for r in self.ratios],
-                "seconds": {k: [round(s, 3) for s in v] for k, v in self.seconds.items()}}
+        return {"median": round(statistics.median(self.values), 3), "min": round(min(self.values), 3),
+                "max": round(max(self.values), 3), "target": self.target,
+                "higher_is_better": self.higher_is_better, "met": self.met, "rounds": len(self.values),
+                "unit": self.unit, "per_round": [round(r, 3) for r in self.values],
+                "seconds": {k: [round(s, 3) for s in v] for k, v in self.seconds.items()},
+                **({"note": self.note} if self.note else {})}
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
 
     @property
     def met(self) -> bool | None:
-        if self.target is None or not self.ratios:
+        if self.target is None or not self.values:
             return None
-        median = statistics.median(self.ratios)
-        return median >= self.target if self.higher_is_better else median <= self.target
+        return self.median >= self.target if self.higher_is_better else self.median <= self.target
 
 
-def side_by_side(name: str, slow: tuple[str, Callable[[], Any]], fast: tuple[str, Callable[[], Any]], *,
-                 rounds: int = MIN_ROUNDS, target: float | None = None,
-                 check: Callable[[Any, Any], None] | None = None) -> Figure:
-    """Time ``slow`` and ``fast`` in ABBA order; the figure is slow seconds / fast seconds per round.
+def alternate(label: str, sides: list[tuple[str, Callable[[], Any]]], *, rounds: int = MIN_ROUNDS,
+              warmup: bool = True, check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, list[float]]:
+    """Time every side once per round, the order reversed every other round (A B C, C B A, ...).
 
-    With ``check``, each round's two outputs are compared (e.g. equal output lengths) before counting.
+    The palindrome gives every pair of sides the same mean position, so a drift in machine
+    load hits them alike (ABBA for two sides). ``check(outputs by side)`` runs on every round's
+    outputs and should raise when they disagree. Returns the seconds of each side per round.
     """
     rounds = max(rounds, MIN_ROUNDS)
-    figure = Figure(name, target)
-    (slow_name, slow_fn), (fast_name, fast_fn) = slow, fast
-    figure.seconds = {slow_name: [], fast_name: []}
+    seconds: dict[str, list[float]] = {side: [] for side, _ in sides}
+    if warmup:
+        for side, fn in sides:
+            spent, _ = timed(fn)
+            log(f"{label} warm-up: {side} {spent:.2f} s (not counted)")
     for r in range(rounds):
-        order = ((slow_name, slow_fn), (fast_name, fast_fn))
-        if r % 2:  # ABBA: the side that went second now goes first
-            order = order[::-1]
+        order = sides if r % 2 == 0 else sides[::-1]
         outputs: dict[str, Any] = {}
         for side, fn in order:
-            seconds, outputs[side] = timed(fn)
-            figure.seconds[side].append(seconds)
+            spent, outputs[side] = timed(fn)
+            seconds[side].append(spent)
         if check is not None:
-            check(outputs[slow_name], outputs[fast_name])
-        ratio = figure.seconds[slow_name][-1] / figure.seconds[fast_name][-1]
-        figure.ratios.append(ratio)
-        log(f"{name} round {r + 1}/{rounds}: {slow_name} {figure.seconds[slow_name][-1]:.2f} s, "
-            f"{fast_name} {figure.seconds[fast_name][-1]:.2f} s, ratio {ratio:.3f}")
+            check(outputs)
+        log(f"{label} round {r + 1}/{rounds}: " + ", ".join(f"{side} {seconds[side][-1]:.2f} s" for side, _ in sides))
+    return seconds
+
+
+def ratio_figure(name: str, seconds: dict[str, list[float]], reference: str, subject: str, *,
+                 target: float | None = None, note: str = "") -> Figure:
+    """Per round, ``reference`` seconds / ``subject`` seconds (> 1: the subject is faster)."""
+    figure = Figure(name, target, note=note,
+                    values=[a / b for a, b in zip(seconds[reference], seconds[subject])],
+                    seconds={reference: list(seconds[reference]), subject: list(seconds[subject])})
+    log(f"{name}: median {figure.median:.3f} (min {min(figure.values):.3f}, max {max(figure.values):.3f})"
+        + (f", target >= {target}" if target is not None else ""))
     return figure
 
 
-class Run:
-    """One benchmark script's run: machine state at start and end, figures, and the final JSON line."""
+def side_by_side(name: str, reference: tuple[str, Callable[[], Any]], subject: tuple[str, Callable[[], Any]], *,
+                 rounds: int = MIN_ROUNDS, target: float | None = None, warmup: bool = True,
+                 check: Callable[[Any, Any], None] | None = None, note: str = "") -> Figure:
+    """Time ``reference`` and ``subject`` in ABBA order; each round's figure is reference s / subject s.
 
-    def __init__(self, benchmark: str) -> None:
+    So a figure above 1 means the subject is faster (a speed-up factor), below 1 slower.
+    ``check(reference_output, subject_output)`` runs on every round's outputs (e.g. equal output
+    lengths) and should raise when they differ. ``warmup`` calls each side once, untimed, first.
+    """
+    ref_name, sub_name = reference[0], subject[0]
+    seconds = alternate(name, [reference, subject], rounds=rounds, warmup=warmup,
+                        check=None if check is None else (lambda out: check(out[ref_name], out[sub_name])))
+    return ratio_figure(name, seconds, ref_name, sub_name, target=target, note=note)
+
+
+def value_figure(name: str, values: list[float], *, target: float | None = None, higher_is_better: bool = True,
+                 unit: str = "", note: str = "") -> Figure:
+    """A figure of plain per-round values (seconds, MB, rows/s), summarised like the ratios."""
+    return Figure(name, target, higher_is_better, values=list(values), unit=unit, note=note)
+
+
+class Run:
+    """One benchmark script's run: machine state at start and end, figures, and the final JSON line.
+
+    Create it first thing in ``main()``, before any work, so the start state is the machine's,
+    not this script's.
+    """
+
+    def __init__(self, benchmark: str, settings: dict[str, Any] | None = None) -> None:
         self.benchmark = benchmark
         self.start = machine_state()
         self.figures: list[Figure] = []
-        self.extra: dict[str, Any] = {}
-        if self.start["load1"] >= 1:
-            log(f"warning: load average {self.start['load1']} at the start (>= 1): this machine is not quiet, "
-                "and the ratios below are not results")
+        self.extra: dict[str, Any] = {"settings": dict(settings or {})}
+        log(f"{benchmark}: load {self.start['load1']} (1 min), {self.start['cpus']} cpus")
+        if not self.quiet:
+            log(f"warning: load average {self.start['load1']} at the start (>= {QUIET_LOAD}): this machine is "
+                "not quiet, and the ratios below are not results")
+
+    @property
+    def quiet(self) -> bool:
+        return self.start["load1"] < QUIET_LOAD
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -120,15 +194,19 @@ class Run:
 
     def finish(self) -> dict[str, Any]:
         end = machine_state()
-        quiet = self.start["load1"] < 1
         summary = {
             "benchmark": self.benchmark,
             "figures": {f.name: f.summary() for f in self.figures},
             "machine": {"start": self.start, "end": end, "cpus": self.start["cpus"]},
-            "quiet": quiet,
+            "quiet": self.quiet,
             **self.extra,
         }
-        if not quiet:
+        for f in self.figures:
+            spread = f"{min(f.values):.3f}-{max(f.values):.3f}"
+            target = "" if f.target is None else f" (target {'>=' if f.higher_is_better else '<='} {f.target})"
+            print(f"{f.name}: median {f.median:.3f} {f.unit}, spread {spread} over {len(f.values)} rounds{target}",
+                  flush=True)
+        if not self.quiet:
             print(f"warning: not quiet (load {self.start['load1']} at start, {end['load1']} at end): "
                   "rerun alone on an idle machine", flush=True)
         print(json.dumps(summary), flush=True)

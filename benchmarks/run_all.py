@@ -1,10 +1,18 @@
 """Run every benchmark, one after another, and print one table of their figures.
 
-    python benchmarks/run_all.py            # what `make bench` runs (each script's --quick size)
-    python benchmarks/run_all.py --full     # the scripts' full sizes
+    python benchmarks/run_all.py                 # what `make bench` runs (each script's --quick size)
+    python benchmarks/run_all.py --full          # the scripts' full sizes
+    python benchmarks/run_all.py --only translate,build
 
 Columns: figure, target, median, spread (min-max over the ABBA rounds), met, quiet.
-Run it alone on an idle machine: a figure measured under load is noise.
+Before each script the runner waits (up to ``--settle`` seconds) for the 1-minute
+load to fall below 1, so one script's own load does not mark the next one as
+not quiet. Run it alone on an idle machine: a figure measured under load is noise.
+
+Scripts print one JSON object as their last line: ``{"figures": ..., "quiet": ...}``
+(``benchmarks/method.py``). ``faults.py`` prints its own keys (``kills``,
+``identical``, ``valid``, ``redone_shards``, ``leftover_files``); they are shown as
+rows too. A script that is not there is listed as missing.
 """
 
 from __future__ import annotations
@@ -13,17 +21,24 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from method import QUIET_LOAD, machine_state, wait_until_quiet  # noqa: E402
+
 SCRIPTS = [  # (script, quick arguments)
     ("translate.py", ["--quick"]),
     ("build.py", ["--quick"]),
-    ("corpus.py", []),
+    ("corpus.py", ["--quick"]),
     ("train.py", ["--quick"]),
-    ("evaluate.py", []),
+    ("evaluate.py", ["--quick"]),
     ("faults.py", ["--quick"]),
 ]
+# faults.py's keys: what each must be for the run to count as passed (None: shown, not judged).
+FAULT_KEYS = {"kills": None, "identical": True, "valid": True, "redone_shards": None, "leftover_files": 0}
 
 
 def last_json(text: str) -> dict | None:
@@ -37,47 +52,92 @@ def last_json(text: str) -> dict | None:
     return None
 
 
-def rows_of(name: str, summary: dict) -> list[list[str]]:
+def _number(value: float) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def figure_rows(name: str, summary: dict) -> list[list[str]]:
     quiet = "yes" if summary.get("quiet") else "NO"
     rows = []
     for figure, f in (summary.get("figures") or {}).items():
         target = f.get("target")
+        better = f.get("higher_is_better", True)
         met = "-"
         if target is not None:
-            better = f.get("higher_is_better", True)
             met = "yes" if (f["median"] >= target if better else f["median"] <= target) else "NO"
-        arrow = ">=" if f.get("higher_is_better", True) else "<="
-        rows.append([f"{name}:{figure}", f"{arrow} {target}" if target is not None else "-", f"{f['median']:.3f}",
-                     f"{f['min']:.3f}-{f['max']:.3f}", met, quiet])
+        unit = f.get("unit", "x")
+        unit = "" if unit in ("x", "") else f" {unit}"
+        rows.append([f"{name}:{figure}", f"{'>=' if better else '<='} {target}" if target is not None else "-",
+                     f"{_number(f['median'])}{unit}", f"{_number(f['min'])}-{_number(f['max'])}", met, quiet])
     return rows
+
+
+def fault_rows(name: str, summary: dict) -> list[list[str]]:
+    """faults.py's keys as rows: value in the median column, and whether it is what it must be."""
+    quiet = "yes" if summary.get("quiet") else ("NO" if "quiet" in summary else "-")
+    rows = []
+    for key, must in FAULT_KEYS.items():
+        if key not in summary:
+            continue
+        value = summary[key]
+        shown = json.dumps(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else str(value)
+        met = "-" if must is None else ("yes" if value == must else "NO")
+        rows.append([f"{name}:{key}", "-" if must is None else f"= {json.dumps(must)}", shown, "-", met, quiet])
+    return rows
+
+
+def rows_of(name: str, summary: dict) -> list[list[str]]:
+    rows = figure_rows(name, summary)
+    if any(key in summary for key in FAULT_KEYS):
+        rows += fault_rows(name, summary)
+    if not rows:
+        rows.append([f"{name}: no figures in its JSON", "", "", "", "", ""])
+    return rows
+
+
+def print_table(table: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for i, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip(), flush=True)
+        if i == 0:
+            print("  ".join("-" * w for w in widths), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the scripts' full sizes, not --quick")
     parser.add_argument("--only", help="comma-separated script names, e.g. translate,build")
+    parser.add_argument("--settle", type=float, default=240.0,
+                        help=f"seconds to wait at most, before each script, for the 1-minute load to fall "
+                        f"below {QUIET_LOAD} (default 240)")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
     table = [["figure", "target", "median", "spread", "met", "quiet"]]
     failed = []
+    started = time.perf_counter()
     for script, quick in SCRIPTS:
         name = script[:-3]
         if wanted and name not in wanted:
             continue
+        if not (HERE / script).is_file():
+            table.append([f"{name}: missing ({script} is not in benchmarks/)", "", "", "", "", ""])
+            continue
+        state = wait_until_quiet(args.settle)
         command = [sys.executable, str(HERE / script), *([] if args.full else quick)]
-        print(f"$ {' '.join(command)}", file=sys.stderr, flush=True)
+        print(f"$ {' '.join(command)}   (load {state['load1']})", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+        print(f"  {name}: exit {done.returncode} after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         summary = last_json(done.stdout)
         if done.returncode != 0 or summary is None:
             failed.append(name)
             table.append([f"{name}: FAILED (exit {done.returncode})", "", "", "", "", ""])
             continue
         table.extend(rows_of(name, summary))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(table)
+    end = machine_state()
+    print(f"{time.perf_counter() - started:.0f} s in all; load at the end {end['load1']}; quiet = 1-minute load "
+          f"below {QUIET_LOAD} when the script started", flush=True)
     return 1 if failed else 0
 
 

@@ -1,40 +1,33 @@
-"""Throughput of polyqa's hybrid-batch training vs plain sentence-transformers training.
+"""Throughput of polyqa's hybrid-batch training vs plain sentence-transformers training, side by side.
 
-Same model, same corpus texts, same batch size, steps, max_seq_length and
-learning rate, and both trainers count tokens the same way; the only differences are polyqa's pieces: the hybrid batch
-sampler (x-x-mono / x-y batches, no duplicate qa ids, language cap), the lazy
-pair dataset, and polyqa's trainer subclass (token counting, run record).
+The two sides differ in the batch sampler and polyqa's pieces around it, nothing else:
 
-- plain: ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss`` with
-  its default batch sampler over a materialised (anchor, positive) dataset of
-  the monolingual pairs of every language (questions x languages rows).
-- hybrid: ``polyqa.train.train_retriever`` (strategy hybrid, alpha 0.5).
+- hybrid: ``polyqa.train.TrainJob`` (strategy hybrid, alpha 0.5): the hybrid batch
+  sampler (x-x-mono / x-y batches, no qa id twice in a batch), the lazy pair
+  dataset, polyqa's collator and trainer subclass (token and batch-kind counting).
+- plain: ``SentenceTransformerTrainer`` with its default (random) batch sampler over
+  a materialised (anchor, positive) dataset of exactly the pairs the hybrid side
+  trains in its N steps, so both sides see the same N x batch-size pairs, hence the
+  same text lengths; a subclass counts tokens as polyqa's trainer does.
+- the same model (the real all-MiniLM-L6-v2, ``polyqa.encoders.resolve_encoder("minilm")``),
+  the same training arguments (``polyqa.train.trainer.training_arguments``, batch sampler
+  aside), loss (MultipleNegativesRankingLoss, scale 20), batch size, max_seq_length, steps.
 
-Runs alternate (plain, hybrid, plain, hybrid, ...) after one untimed warm-up,
-so drifting load from other jobs on the machine hits both alike. Timed: the
-``trainer.train()`` call only (model loading and saving excluded) for both.
-Rounds go plain-hybrid, then hybrid-plain (ABBA). ``hybrid_vs_plain`` is
-the ratio of steady-state examples per second (hybrid / plain), timed from
-the end of step 1 to the end of step N (so each batch's sampling, text fetch
-and tokenising are inside the timed span, the one-time set-up of
-``trainer.train()`` is not); target >= 0.95. The ratio over the whole
-``trainer.train()`` call is reported too (``hybrid_vs_plain_whole_train_call``). Because the model step dominates
-and other jobs' load makes end-to-end times noisy, the data side (sampling,
-fetching texts, tokenising; no model) is also timed batch by batch,
-alternating plain and hybrid, and its difference is reported as a share of a
-training step.
+Timed, on both sides: from the trainer's ``on_train_begin`` to the end of step N (so every
+batch's sampling, text fetch, tokenising and collation is inside, the trainer's set-up and
+the model saving are not). ``hybrid_vs_plain`` = plain seconds / hybrid seconds for the
+same pairs = hybrid examples/s over plain examples/s, median over >= 5 ABBA rounds; target
+>= 0.95. Alongside, per side, the medians of: the data side of a step (from the end of
+one step to the start of the next: sampler, dataset fetch, tokenise, collate), the model
+step, and the padded tokens per step (what the model actually computes on).
 
-Model: the real all-MiniLM-L6-v2 (``--model minilm``, default) or a random
-BERT with MiniLM's shape and tokenizer (``--model random-minilm``, same
-token lengths, same cost per step). Texts: the first ``--questions`` XQuAD-R
-questions and their passages (passages truncated at max_seq_length, 128 by
-default: realistic lengths), imported into a corpus the way ``polyqa
-import-parallel`` does; the LAReQA release is found under ``POLYQA_DATA_DIR``.
+Texts: the first ``--questions`` XQuAD-R questions and their passages in ``--langs``,
+imported into a corpus as ``polyqa import-parallel`` does (``POLYQA_DATA_DIR``).
 
-    python benchmarks/train.py                 # MiniLM, 4 languages, 6 steps x 2 rounds
-    python benchmarks/train.py --quick         # 4 steps x 1 round
+    python benchmarks/train.py --quick      # 8 steps x 5 rounds (< 10 min on 2 cores)
+    python benchmarks/train.py              # 14 steps (an epoch of 476 questions) x 7 rounds
 
-The last line printed is a JSON object with ``hybrid_vs_plain``.
+The last line printed is the JSON of ``benchmarks/method.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -49,7 +43,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from method import Measured, Run, alternate, log, ratio_figure, value_figure  # noqa: E402
 
 
 def xquad_r_dir() -> Path:
@@ -96,200 +92,67 @@ def build_corpus(work: Path, langs: list[str], limit: int) -> Path:
     return out
 
 
-def random_minilm(out: Path) -> Path:
-    """MiniLM's architecture and tokenizer with random weights."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    from polyqa.encoders import resolve_encoder
-
-    source = resolve_encoder("minilm")
-    torch.manual_seed(0)
-    AutoModel.from_config(AutoConfig.from_pretrained(source)).save_pretrained(out / "hf")
-    AutoTokenizer.from_pretrained(source).save_pretrained(out / "hf")
-    model = SentenceTransformer(str(out / "hf"))  # mean pooling added by sentence-transformers
-    model.save(str(out / "st"))
-    return out / "st"
-
-
-def step_timer():
-    """A trainer callback recording when each optimizer step ends (steady-state throughput)."""
+def step_clock():
+    """A trainer callback stamping the train start and each step's start and end."""
     from transformers import TrainerCallback
 
-    class StepTimer(TrainerCallback):
+    class StepClock(TrainerCallback):
         def __init__(self) -> None:
+            self.train_begin = 0.0
+            self.begins: list[float] = []
             self.ends: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.train_begin = time.perf_counter()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begins.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.perf_counter())
 
-    return StepTimer()
+        def result(self) -> dict:
+            """Seconds of steps 1..N with their data, and per step: data side and model step (ms)."""
+            previous = [self.train_begin, *self.ends[:-1]]
+            return {"seconds": self.ends[-1] - self.train_begin,
+                    "data_ms": [1e3 * (b - e) for b, e in zip(self.begins, previous)],
+                    "step_ms": [1e3 * (e - b) for b, e in zip(self.begins, self.ends)]}
 
-
-def steady_seconds(timer) -> float:
-    """Seconds from the end of step 1 to the end of the last step: steps 2..N with their data loading."""
-    return timer.ends[-1] - timer.ends[0]
-
-
-def plain_run(model_path: str, corpus: Path, langs: list[str], args, out: Path) -> dict:
-    from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    from polyqa.corpus import reader
-
-    anchors, positives = [], []
-    for lang in langs:
-        table = reader.read_language(corpus, lang, columns=["question", "passage"])
-        anchors += table.column("question").to_pylist()
-        positives += table.column("passage").to_pylist()
-    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
-    model = SentenceTransformer(model_path)
-    model.max_seq_length = args.max_seq_length
-
-    class CountingTrainer(SentenceTransformerTrainer):
-        # Count tokens the same way polyqa's trainer does, so per-step overhead matches.
-        tokens = 0
-        examples = 0
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
-                self.tokens += sum(int(v.sum()) for k, v in inputs.items() if k.endswith("_attention_mask"))
-                self.examples += int(next(v for k, v in inputs.items() if k.endswith("_input_ids")).shape[0])
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    training_args = SentenceTransformerTrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=args.batch_size,
-        max_steps=args.steps,
-        learning_rate=3e-5,
-        weight_decay=0.01,
-        seed=0,
-        save_strategy="no",
-        logging_steps=args.steps,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
-    timer = step_timer()
-    trainer = CountingTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=dataset,
-        loss=MultipleNegativesRankingLoss(model),
-        callbacks=[timer],
-    )
-    start = time.perf_counter()
-    trainer.train()
-    wall = time.perf_counter() - start
-    return {"examples": trainer.examples, "tokens": trainer.tokens, "seconds": wall,
-            "steady_seconds": steady_seconds(timer)}
-
-
-def hybrid_run(model_path: str, corpus: Path, langs: list[str], args, out: Path) -> dict:
-    from polyqa.train import TrainConfig, train_retriever
-
-    config = TrainConfig(
-        corpus=str(corpus),
-        output_dir=str(out),
-        languages=langs,
-        strategy="hybrid",
-        alpha=0.5,
-        base_model=model_path,
-        batch_size=args.batch_size,
-        max_steps=args.steps,
-        max_seq_length=args.max_seq_length,
-        checkpoint_steps=10**9,
-        logging_steps=args.steps,
-        seed=0,
-    )
-    timer = step_timer()
-    record = train_retriever(config, callbacks=[timer]).record
-    return {"examples": record["examples_seen"], "tokens": record["tokens_seen"], "seconds": record["wall_seconds"],
-            "steady_seconds": steady_seconds(timer)}
-
-
-def data_pipeline_ms(model_path: str, corpus: Path, langs: list[str], args, batches: int = 30) -> dict:
-    """Data-side cost per batch (sampling, fetching texts, tokenising), no model step, alternated.
-
-    The end-to-end figure is dominated by the model; this isolates what polyqa adds.
-    """
-    import torch
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
-
-    from polyqa.batching import BatchingConfig, BatchPlanner, load_training_pairs, pair_dataset
-    from polyqa.corpus import reader
-
-    model = SentenceTransformer(model_path)
-    model.max_seq_length = args.max_seq_length
-    collate = SentenceTransformerDataCollator(preprocess_fn=model.preprocess)
-    pairs = load_training_pairs(corpus, langs)
-    hybrid = pair_dataset(pairs, keep_index=False)
-    planner = BatchPlanner(pairs.usable, pairs.languages, args.batch_size, BatchingConfig(seed=0))
-    anchors, positives = [], []
-    for lang in pairs.languages:
-        table = reader.read_language(corpus, lang, columns=["question", "passage"])
-        anchors += table.column("question").to_pylist()
-        positives += table.column("passage").to_pylist()
-    plain = Dataset.from_dict({"anchor": anchors, "positive": positives})
-    k = len(pairs.languages)
-    seconds = {"plain": 0.0, "hybrid": 0.0}
-    done = 0
-    epoch = 0
-    while done < batches:
-        perm = torch.randperm(len(plain), generator=torch.Generator().manual_seed(epoch)).tolist()
-        plain_batches = iter([perm[i : i + args.batch_size] for i in range(0, len(perm), args.batch_size)])
-        for batch in planner.epoch_batches(epoch):
-            start = time.perf_counter()
-            collate(plain.__getitems__(next(plain_batches)))
-            mid = time.perf_counter()
-            collate(hybrid.__getitems__(batch.flat_indices(k)))
-            end = time.perf_counter()
-            seconds["plain"] += mid - start
-            seconds["hybrid"] += end - mid
-            done += 1
-            if done >= batches:
-                break
-        epoch += 1
-    # The sampler's own cost (drawing a whole epoch of batches) per batch.
-    start = time.perf_counter()
-    n = sum(1 for _ in planner.epoch_batches(epoch + 1))
-    sampler_ms = (time.perf_counter() - start) / n * 1e3
-    return {
-        "data_ms_per_batch_plain": seconds["plain"] / done * 1e3,
-        "data_ms_per_batch_hybrid": seconds["hybrid"] / done * 1e3,
-        "sampler_ms_per_batch": sampler_ms,
-    }
+    return StepClock()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["minilm", "random-minilm"], default="minilm")
+    parser.add_argument("--quick", action="store_true", help="8 steps x 5 rounds")
     parser.add_argument("--langs", default="en,de,es,ru")
     parser.add_argument("--questions", type=int, default=480, help="qa ids per language")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (quick 8, full 14)")
+    parser.add_argument("--rounds", type=int, default=None, help="ABBA rounds (quick 5, full 7)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--quick", action="store_true", help="4 steps, 1 round")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.rounds = 4, 1
+    steps = args.steps or (8 if args.quick else 14)
+    rounds = args.rounds or (5 if args.quick else 7)
+    run = Run("train", {"quick": args.quick, "langs": args.langs, "questions": args.questions,
+                        "batch_size": args.batch_size, "max_seq_length": args.max_seq_length, "steps": steps,
+                        "rounds": rounds})
 
     import logging
 
     import torch
     import transformers
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from polyqa import languages as L
+    from polyqa.batching.planner import decode_flat_index
+    from polyqa.encoders import resolve_encoder
+    from polyqa.train import TrainConfig
+    from polyqa.train import trainer as st
+    from polyqa.train.job import TrainJob
 
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
@@ -298,67 +161,121 @@ def main(argv: list[str] | None = None) -> int:
     langs = L.normalize_many(args.langs.split(","))
     work = Path(tempfile.mkdtemp(prefix="polyqa-bench-train-"))
     corpus = build_corpus(work, langs, args.questions)
-    print(f"corpus {corpus}", flush=True)
-    if args.model == "minilm":
-        from polyqa.encoders import resolve_encoder
+    model_path = resolve_encoder("minilm")
+    counter = iter(range(10**6))
 
-        model_path = resolve_encoder("minilm")
-    else:
-        model_path = str(random_minilm(work / "model"))
-    print(f"model {args.model} ({model_path}); {len(langs)} languages x {args.questions} questions; "
-          f"batch {args.batch_size}; max_seq_length {args.max_seq_length}; {args.steps} steps x "
-          f"{args.rounds} rounds; torch threads {torch.get_num_threads()}", flush=True)
+    def config(tag: str) -> TrainConfig:
+        return TrainConfig(corpus=str(corpus), output_dir=str(work / tag), languages=langs, strategy="hybrid",
+                           alpha=0.5, base_model=model_path, batch_size=args.batch_size, max_steps=steps,
+                           max_seq_length=args.max_seq_length, checkpoint_steps=10**9, logging_steps=steps,
+                           seed=0)
 
-    # Untimed warm-up: first-use costs (imports, allocator, kernels) hit neither side.
-    plain_run(model_path, corpus, langs, argparse.Namespace(**{**vars(args), "steps": 1}), work / "warmup")
+    # The pairs the hybrid side trains in its N steps (the planner is a pure function of seed and epoch).
+    probe = TrainJob(config("probe"))
+    pairs, k = probe.pairs, len(probe.pairs.languages)
+    planned = []
+    for epoch in range(steps):
+        planned += [b.flat_indices(k) for b in probe.planner.epoch_batches(epoch)]
+        if len(planned) >= steps:
+            break
+    planned = planned[:steps]
+    qa, a, b = decode_flat_index([i for batch in planned for i in batch], k)
+    texts = [pairs.text(i, x, y) for i, x, y in zip(qa.tolist(), a.tolist(), b.tolist())]
+    plain_dataset = Dataset.from_dict({"anchor": [t["anchor"] for t in texts],
+                                       "positive": [t["positive"] for t in texts]})
+    log(f"corpus {corpus}: {pairs.num_questions} questions x {k} languages; both sides train the same "
+        f"{len(texts)} pairs ({steps} steps of {args.batch_size}); model {model_path}; torch threads "
+        f"{torch.get_num_threads()}")
 
-    runs: dict[str, list[dict]] = {"plain": [], "hybrid": []}
-    for r in range(args.rounds):
-        order = [("plain", plain_run), ("hybrid", hybrid_run)]
-        for name, fn in order if r % 2 == 0 else order[::-1]:  # ABBA: drift hits both alike
-            result = fn(model_path, corpus, langs, args, work / f"{name}-{r}")
-            result["examples_per_second"] = result["examples"] / result["seconds"]
-            # Steps 2..N: every step is a full batch, so examples = (N - 1) * batch size.
-            result["steady_examples_per_second"] = (args.steps - 1) * args.batch_size / result["steady_seconds"]
-            runs[name].append(result)
-            print(f"round {r} {name:6s}: {result['examples']} examples, {result['tokens']} tokens, "
-                  f"train() {result['seconds']:.1f} s ({result['examples_per_second']:.2f} examples/s), "
-                  f"steps 2..{args.steps}: {result['steady_examples_per_second']:.2f} examples/s", flush=True)
+    class CountingTrainer(SentenceTransformerTrainer):
+        """Plain sentence-transformers, counting tokens and examples as polyqa's trainer does."""
 
-    def total(name: str, key: str, seconds: str = "seconds") -> float:
-        return sum(x[key] for x in runs[name]) / sum(x[seconds] for x in runs[name])
+        tokens = 0
+        examples = 0
 
-    def steady(name: str) -> float:
-        return len(runs[name]) * (args.steps - 1) * args.batch_size / sum(x["steady_seconds"] for x in runs[name])
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                self.tokens += sum(int(v.sum()) for key, v in inputs.items() if key.endswith("_attention_mask"))
+                self.examples += int(next(v for key, v in inputs.items() if key.endswith("_input_ids")).shape[0])
+                self.padded.append(sum(v.numel() for key, v in inputs.items() if key.endswith("_input_ids")))
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
-    per_round = [h["steady_examples_per_second"] / p["steady_examples_per_second"]
-                 for p, h in zip(runs["plain"], runs["hybrid"])]
-    summary = {
-        "model": args.model,
-        "languages": langs,
-        "batch_size": args.batch_size,
-        "max_seq_length": args.max_seq_length,
-        "steps": args.steps,
-        "rounds": args.rounds,
-        "plain_examples_per_second": steady("plain"),
-        "hybrid_examples_per_second": steady("hybrid"),
-        "hybrid_vs_plain": steady("hybrid") / steady("plain"),
-        "hybrid_vs_plain_per_round": per_round,
-        "hybrid_vs_plain_whole_train_call": total("hybrid", "examples") / total("plain", "examples"),
-        "tokens_per_example_plain": sum(x["tokens"] for x in runs["plain"]) / sum(x["examples"] for x in runs["plain"]),
-        "tokens_per_example_hybrid": sum(x["tokens"] for x in runs["hybrid"]) / sum(x["examples"] for x in runs["hybrid"]),
-        "hybrid_vs_plain_tokens_per_second_whole_train_call": total("hybrid", "tokens") / total("plain", "tokens"),
-    }
-    pipeline = data_pipeline_ms(model_path, corpus, langs, args)
-    step_ms = 1e3 * sum(x["seconds"] for x in runs["hybrid"]) / (args.steps * args.rounds)
-    summary.update(pipeline)
-    summary["hybrid_data_overhead_share_of_step"] = (
-        pipeline["data_ms_per_batch_hybrid"] - pipeline["data_ms_per_batch_plain"]
-    ) / step_ms
-    print(f"data side per batch: plain {pipeline['data_ms_per_batch_plain']:.1f} ms, hybrid "
-          f"{pipeline['data_ms_per_batch_hybrid']:.1f} ms (sampler {pipeline['sampler_ms_per_batch']:.2f} ms); "
-          f"training step {step_ms:.0f} ms", flush=True)
-    print(json.dumps(summary))
+    def plain() -> Measured:
+        cfg = config(f"plain-{next(counter)}")
+        model = SentenceTransformer(model_path)
+        model.max_seq_length = args.max_seq_length
+        clock = step_clock()
+        trainer = CountingTrainer(model=model, args=st.training_arguments(cfg, BatchSamplers.BATCH_SAMPLER),
+                                  train_dataset=plain_dataset, loss=MultipleNegativesRankingLoss(model, scale=cfg.scale),
+                                  callbacks=[clock])
+        trainer.padded = []
+        trainer.train()
+        out = clock.result()
+        if trainer.examples != len(texts):
+            raise SystemExit(f"plain trained {trainer.examples} examples, expected {len(texts)}")
+        return Measured(out["seconds"], {**out, "tokens": trainer.tokens, "examples": trainer.examples,
+                                         "padded": list(trainer.padded)})
+
+    def hybrid() -> Measured:
+        clock = step_clock()
+        record = TrainJob(config(f"hybrid-{next(counter)}"), callbacks=[clock]).run().record
+        out = clock.result()
+        if record["examples_seen"] != len(texts):
+            raise SystemExit(f"hybrid trained {record['examples_seen']} examples, expected {len(texts)}")
+        return Measured(out["seconds"], {**out, "tokens": record["tokens_seen"], "examples": record["examples_seen"]})
+
+    outputs: dict[str, list[dict]] = {"plain": [], "hybrid": []}
+
+    def check(out: dict) -> None:
+        for side, o in out.items():
+            outputs[side].append(o)
+        if out["plain"]["tokens"] != out["hybrid"]["tokens"]:
+            raise SystemExit(f"the sides trained different tokens: {out['plain']['tokens']} plain, "
+                             f"{out['hybrid']['tokens']} hybrid")
+
+    seconds = alternate("train", [("plain", plain), ("hybrid", hybrid)], rounds=rounds, check=check)
+    run.add(ratio_figure("hybrid_vs_plain", seconds, "plain", "hybrid", target=0.95,
+                         note="plain ST seconds / polyqa hybrid seconds for the same pairs and steps "
+                              "(= hybrid examples/s over plain examples/s)"))
+
+    # Padded tokens per step: what the model computes on (attention and FFN run on padding too).
+    tokenizer = SentenceTransformer(model_path).tokenizer
+
+    def padded(batch_texts: list[dict]) -> int:
+        total = 0
+        for column in ("anchor", "positive"):
+            lengths = [len(ids) for ids in tokenizer([t[column] for t in batch_texts], truncation=True,
+                                                      max_length=args.max_seq_length)["input_ids"]]
+            total += max(lengths) * len(lengths)
+        return total
+
+    hybrid_padded = [padded(texts[s * args.batch_size:(s + 1) * args.batch_size]) for s in range(steps)]
+    per_side = {}
+    for side in ("plain", "hybrid"):
+        data = [ms for o in outputs[side] for ms in o["data_ms"]]
+        step = [ms for o in outputs[side] for ms in o["step_ms"]]
+        per_side[side] = {"data_ms_per_step_median": round(statistics.median(data), 2),
+                          "model_step_ms_median": round(statistics.median(step), 1),
+                          "seconds_median": round(statistics.median(seconds[side]), 3)}
+        run.add(value_figure(f"{side}_data_ms_per_step", [statistics.median(o["data_ms"]) for o in outputs[side]],
+                             unit="ms", note="sampler + dataset fetch + tokenise + collate, per step"))
+        run.add(value_figure(f"{side}_model_step_ms", [statistics.median(o["step_ms"]) for o in outputs[side]],
+                             unit="ms", note="forward + backward + optimizer, per step"))
+    per_side["hybrid"]["padded_tokens_per_step"] = round(statistics.mean(hybrid_padded), 1)
+    per_side["hybrid"]["padded_tokens_per_step_list"] = hybrid_padded
+    per_side["plain"]["padded_tokens_per_step"] = round(statistics.mean(outputs["plain"][-1]["padded"]), 1)
+    per_side["plain"]["padded_tokens_per_step_list"] = outputs["plain"][-1]["padded"]
+    for side in ("plain", "hybrid"):
+        print(f"{side:6s}: {per_side[side]['seconds_median']:.2f} s for {steps} steps; per step: data side "
+              f"{per_side[side]['data_ms_per_step_median']:.1f} ms, model step "
+              f"{per_side[side]['model_step_ms_median']:.0f} ms, {per_side[side]['padded_tokens_per_step']:.0f} "
+              "padded tokens", flush=True)
+    run.extra.update({
+        "model": model_path, "languages": langs, "pairs": len(texts),
+        "tokens_per_run": outputs["hybrid"][0]["tokens"], "per_side": per_side,
+        "torch_threads": torch.get_num_threads(),
+    })
+    run.finish()
     return 0
 
 

@@ -1,36 +1,42 @@
 """Translation throughput, side by side, on a random model with NLLB-200-distilled-600M's exact shape.
 
-Comparisons (each pair measured in the same run, alternating, ratios only):
-  1. polyqa's engine (CTranslate2 int8) vs transformers ``generate`` (float32),
-     greedy and beam 4, same sentences;
-  2. polyqa's end-to-end ``translate_passages`` (segmentation, tokenisation,
-     batching, cold-cache lookups and writes, detokenisation) vs a raw
-     ``Translator.translate_batch`` on pre-tokenised sentences, same settings.
+Figures (each a median over >= 5 ABBA rounds of per-round ratios; > 1: the second side is faster):
+  ct2_vs_hf_beam1, ct2_vs_hf_beam4   transformers ``generate`` (float32) seconds / polyqa engine
+                                     (CTranslate2 int8, its default batching and threads) seconds,
+                                     same sentences; target >= 5.
+  engine_vs_raw_beam1, _beam4        raw ``Translator.translate_batch`` (pre-tokenised, the same
+                                     translator: 2 single-threaded workers on 2 cores) seconds /
+                                     engine seconds: what the engine's batching costs or gains.
+  pipeline_vs_raw                    raw seconds / ``translate_passages`` end to end (segmentation,
+                                     tokenisation, batching, cold-cache lookups and writes,
+                                     detokenisation), beam 4 (the engine's default); target >= 0.9.
+
+The transformers side is run as a careful user would: torch threads = cores,
+length-sorted batches of ``--hf-batch-size`` (16), ``torch.inference_mode``,
+float32 (the CPU default), SDPA attention (transformers' default), tokenising
+inside the timed span as the engine does.
 
 Random weights babble, so every engine is forced to produce exactly N new
 tokens (transformers counts the forced language token among new tokens,
-CTranslate2 counts the target prefix in the decoding length); the script checks
-the lengths are equal before reporting.
+CTranslate2 counts the target prefix in the decoding length); every round
+checks that all sides produced exactly N tokens per sentence.
 
 The model (random weights, 615M parameters, 256,206-token vocabulary) is built
 once into ~/.cache/polyqa/bench (or $POLYQA_BENCH_DIR) and converted to int8 by
 the engine's own conversion cache.
 
-    python benchmarks/translate.py --quick      # < 10 min on 2 cores, build included
-    python benchmarks/translate.py              # more sentences, more repeats
+    python benchmarks/translate.py --quick      # < 10 min on 2 cores (model build excluded)
+    python benchmarks/translate.py              # more sentences, more rounds
 
-Last line printed: one JSON object with ct2_vs_hf_beam1, ct2_vs_hf_beam4,
-pipeline_vs_raw (speed-up factors: >1 means the first is faster).
+The last line printed is the JSON of ``benchmarks/method.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -38,11 +44,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+from method import Run, log, side_by_side  # noqa: E402
 
 
 def bench_dir() -> Path:
@@ -89,41 +93,35 @@ def make_passages(count: int, seed: int) -> list[str]:
     return passages
 
 
-def timed(fn):
-    gc.collect()
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small workload, one repeat (< 10 min on 2 cores)")
-    parser.add_argument("--new-tokens", type=int, default=None, help="forced output tokens per sentence")
-    parser.add_argument("--passages", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--max-batch-tokens", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer sentences, 5 rounds (< 10 min on 2 cores)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="forced output tokens per sentence (16)")
+    parser.add_argument("--passages", type=int, default=None, help="passages of 2-4 sentences (quick 16, full 40)")
+    parser.add_argument("--rounds", type=int, default=None, help="ABBA rounds per figure (quick 5, full 7)")
     parser.add_argument("--hf-batch-size", type=int, default=16)
-    parser.add_argument("--skip-hf", action="store_true", help="skip the transformers comparison (section 1)")
-    parser.add_argument(
-        "--compare-threads",
-        action="store_true",
-        help="also time the engine's default threads (cores x 1) against CTranslate2's usual 1 x cores",
-    )
+    parser.add_argument("--raw-batch-size", type=int, default=16,
+                        help="raw CTranslate2 side: max_batch_size in examples (its best on 2 cores)")
+    parser.add_argument("--skip-hf", action="store_true", help="skip the transformers figures")
+    parser.add_argument("--compare-threads", action="store_true",
+                        help="also time the engine's threads (cores x 1) against CTranslate2's usual 1 x cores")
     args = parser.parse_args(argv)
-    new_tokens = args.new_tokens or (12 if args.quick else 24)
-    n_passages = args.passages or (10 if args.quick else 64)
-    repeats = args.repeats or (1 if args.quick else 3)
-    # quick: ~31 sentences of ~50 tiny-vocabulary tokens -> 2 batches, one per worker (2 cores)
-    max_batch_tokens = args.max_batch_tokens or (1024 if args.quick else 2048)
+    new_tokens = args.new_tokens or 16
+    n_passages = args.passages or (16 if args.quick else 40)
+    rounds = args.rounds or (5 if args.quick else 7)
+    run = Run("translate", {"quick": args.quick, "new_tokens": new_tokens, "passages": n_passages, "rounds": rounds,
+                            "hf_batch_size": args.hf_batch_size, "raw_batch_size": args.raw_batch_size})
 
     import ctranslate2
     import torch
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
     from polyqa.segment import split_sentences
+    from polyqa.translate.cache import TranslationCache
     from polyqa.translate.engine import DecodingSettings, TranslationEngine, available_cores
 
+    cores = available_cores()
+    torch.set_num_threads(cores)  # what a careful user sets (torch's default is the physical cores)
     root = bench_dir()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -133,171 +131,123 @@ def main(argv: list[str] | None = None) -> int:
     passages = make_passages(n_passages, seed=1)
     # Unique sentences: the pipeline deduplicates, so every engine gets the same unique set.
     sentences = list(dict.fromkeys(s.text for p in passages for s in split_sentences(p)))
-    log(f"{len(passages)} passages, {len(sentences)} sentences, {new_tokens} forced new tokens, "
-        f"{repeats} repeat(s), max_batch_tokens={max_batch_tokens}, cores={available_cores()}")
 
-    def settings(beam: int) -> DecodingSettings:
-        return DecodingSettings(
-            beam_size=beam,
-            max_length_ratio=0.0,
-            max_length_extra=new_tokens,
-            min_output_tokens=new_tokens,
-            max_output_tokens=None,
-            max_batch_tokens=max_batch_tokens,
-        )
+    def forced(beam: int) -> DecodingSettings:
+        # The engine's defaults (batch budget, input limit), with the output length forced to N.
+        return DecodingSettings(beam_size=beam, max_length_ratio=0.0, max_length_extra=new_tokens,
+                                min_output_tokens=new_tokens, max_output_tokens=None)
 
     t0 = time.perf_counter()
-    engine = TranslationEngine(hf_dir, quantization="int8", models_dir=root / "models", decoding=settings(1))
+    engine = TranslationEngine(hf_dir, quantization="int8", models_dir=root / "models", decoding=forced(1))
     log(f"engine ready ({engine.ct2_dir.name}, {time.perf_counter() - t0:.0f} s incl. conversion if needed); "
-        f"inter_threads={engine.inter_threads} intra_threads={engine.intra_threads}")
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    tokenizer.src_lang = "eng_Latn"
-    hf_model = M2M100ForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    forced_id = tokenizer.convert_tokens_to_ids("deu_Latn")
+        f"inter_threads={engine.inter_threads} intra_threads={engine.intra_threads} "
+        f"max_batch_tokens={engine.decoding.max_batch_tokens}")
+    source_tokens = engine.count_tokens(sentences)
+    log(f"{len(passages)} passages, {len(sentences)} sentences ({sum(source_tokens) / len(sentences):.1f} source "
+        f"tokens on average), {new_tokens} forced new tokens, {rounds} rounds, {cores} cores")
+    expected_tokens = new_tokens * len(sentences)
 
-    # ---- transformers generate: length-sorted batches too, to be fair to it
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    # ---- the three sides
+    pre_tokenised = [["eng_Latn", *pieces, "</s>"] for pieces in engine._pieces(sentences)]
 
-    def hf_translate(beam: int) -> list[int]:
-        lengths = [0] * len(sentences)
+    def raw(beam: int) -> int:
+        out = engine.translator.translate_batch(
+            pre_tokenised, target_prefix=[["deu_Latn"]] * len(pre_tokenised), max_batch_size=args.raw_batch_size,
+            batch_type="examples", beam_size=beam, max_decoding_length=new_tokens + 1,
+            min_decoding_length=new_tokens + 1)
+        return sum(len(r.hypotheses[0]) - 1 for r in out)
+
+    def engine_translate(beam: int) -> int:
+        engine.decoding = forced(beam)
+        before = engine.stats.target_tokens
+        engine.translate(sentences, "en", "de")
+        return engine.stats.target_tokens - before
+
+    hf_model = tokenizer = None
+    if not args.skip_hf:
+        tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+        tokenizer.src_lang = "eng_Latn"
+        hf_model = M2M100ForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32).eval()
+        forced_id = tokenizer.convert_tokens_to_ids("deu_Latn")
+        order = sorted(range(len(sentences)), key=lambda i: source_tokens[i])  # length-sorted, as the engine
+
+    def hf_translate(beam: int) -> int:
+        produced = 0
         for b in range(0, len(order), args.hf_batch_size):
             idx = order[b : b + args.hf_batch_size]
             batch = tokenizer([sentences[i] for i in idx], return_tensors="pt", padding=True)
             with torch.inference_mode():
                 out = hf_model.generate(
-                    **batch,
-                    forced_bos_token_id=forced_id,
-                    num_beams=beam,
-                    do_sample=False,
+                    **batch, forced_bos_token_id=forced_id, num_beams=beam, do_sample=False,
                     max_new_tokens=new_tokens + 1,  # the forced language token counts as new
-                    min_new_tokens=new_tokens + 1,
-                )
-            for row, i in zip(out.tolist(), idx):
+                    min_new_tokens=new_tokens + 1)
+            for row in out.tolist():
                 generated = [t for t in row[1:] if t != tokenizer.pad_token_id]  # drop decoder start
-                lengths[i] = len(generated) - 1  # minus the language token
-        return lengths
+                if len(generated) - 1 != new_tokens:  # minus the language token
+                    raise SystemExit(f"HF produced {len(generated) - 1} tokens, expected {new_tokens}")
+                produced += len(generated) - 1
+        return produced
 
-    def engine_translate(beam: int) -> tuple[list[str], int]:
-        engine.decoding = settings(beam)
-        engine.stats.target_tokens = engine.stats.batches = 0
-        out = engine.translate(sentences, "en", "de")
-        if engine.stats.batches < engine.num_workers:
-            log(f"warning: {engine.stats.batches} batches for {engine.num_workers} workers; some sat idle")
-        return out, engine.stats.target_tokens
+    def same_length(a: int, b: int) -> None:
+        if a != expected_tokens or b != expected_tokens:
+            raise SystemExit(f"output tokens differ: {a} and {b}, expected {expected_tokens}")
 
-    results: dict[str, float] = {}
-    details: dict[str, dict] = {}
-    for beam in () if args.skip_hf else (1, 4):
-        hf_times, ct2_times = [], []
-        for r in range(repeats):
-            seconds, hf_lengths = timed(lambda: hf_translate(beam))
-            hf_times.append(seconds)
-            log(f"beam {beam} repeat {r}: HF generate {seconds:.1f} s")
-            seconds, (ct2_out, ct2_tokens) = timed(lambda: engine_translate(beam))
-            ct2_times.append(seconds)
-            log(f"beam {beam} repeat {r}: polyqa engine {seconds:.1f} s")
-        if set(hf_lengths) != {new_tokens}:
-            raise SystemExit(f"HF produced lengths {sorted(set(hf_lengths))}, expected {new_tokens}")
-        if ct2_tokens != new_tokens * len(sentences):
-            raise SystemExit(f"CTranslate2 produced {ct2_tokens} tokens, expected {new_tokens * len(sentences)}")
-        ratio = statistics.median(hf_times) / statistics.median(ct2_times)
-        results[f"ct2_vs_hf_beam{beam}"] = round(ratio, 2)
-        details[f"beam{beam}"] = {"hf_s": hf_times, "ct2_s": ct2_times}
-        log(f"beam {beam}: engine is {ratio:.2f}x HF generate")
+    batches_before = engine.stats.batches
+    engine_translate(1)
+    log(f"engine: {engine.stats.batches - batches_before} batches for {len(sentences)} sentences, "
+        f"{engine.num_workers} workers")
+    for beam in (1, 4):
+        if not args.skip_hf:
+            run.add(side_by_side(f"ct2_vs_hf_beam{beam}", ("hf_generate", lambda: hf_translate(beam)),
+                                 ("engine", lambda: engine_translate(beam)), rounds=rounds, target=5.0,
+                                 check=same_length))
+        run.add(side_by_side(f"engine_vs_raw_beam{beam}", ("raw_ct2", lambda: raw(beam)),
+                             ("engine", lambda: engine_translate(beam)), rounds=rounds, target=0.95,
+                             check=same_length))
     hf_model = None  # free the float32 weights before the end-to-end part
     gc.collect()
 
-    # ---- end to end vs raw CTranslate2, beam 4 (the engine's default), cold cache each time
-    beam = 4
-    engine.decoding = settings(beam)
-    pre_tokenised = [["eng_Latn", *tokenizer.tokenize(s), "</s>"] for s in sentences]
-
-    def raw() -> int:
-        out = engine.translator.translate_batch(
-            pre_tokenised,
-            target_prefix=[["deu_Latn"]] * len(pre_tokenised),
-            max_batch_size=max_batch_tokens,
-            batch_type="tokens",
-            beam_size=beam,
-            max_decoding_length=new_tokens + 1,
-            min_decoding_length=new_tokens + 1,
-        )
-        return sum(len(r.hypotheses[0]) - 1 for r in out)
-
-    def pipeline(cache_path: Path) -> int:
-        from polyqa.translate.cache import TranslationCache
-
-        engine.cache = TranslationCache(cache_path)
-        engine.stats.target_tokens = engine.stats.batches = 0
-        engine.stats.cache_hits = 0
-        engine.translate_passages(passages, "en", ["de"])
-        engine.cache.close()
-        engine.cache = None
-        assert engine.stats.cache_hits == 0
-        return engine.stats.target_tokens
-
-    raw_times, pipe_times = [], []
+    # ---- end to end vs raw CTranslate2, beam 4 (the engine's default), cold cache every time
     with tempfile.TemporaryDirectory() as tmp:
-        # ABBA order: a drift in machine load (shared cores) hits both sides alike
-        for r in range(max(repeats, 2) * 2):
-            first_raw = r % 4 in (0, 3)
-            for kind in ("raw", "pipeline") if first_raw else ("pipeline", "raw"):
-                if kind == "raw":
-                    seconds, raw_tokens = timed(raw)
-                    raw_times.append(seconds)
-                else:
-                    seconds, pipe_tokens = timed(lambda: pipeline(Path(tmp) / f"cold-{r}.sqlite"))
-                    pipe_times.append(seconds)
-            log(f"end to end repeat {r}: raw {raw_times[-1]:.1f} s, pipeline {pipe_times[-1]:.1f} s")
-    if raw_tokens != pipe_tokens or raw_tokens != new_tokens * len(sentences):
-        raise SystemExit(f"token counts differ: raw {raw_tokens}, pipeline {pipe_tokens}")
-    results["pipeline_vs_raw"] = round(statistics.median(raw_times) / statistics.median(pipe_times), 2)
-    details["end_to_end_beam4"] = {"raw_s": raw_times, "pipeline_s": pipe_times}
+        caches = iter(range(10**6))
+
+        def pipeline() -> int:
+            engine.decoding = forced(4)
+            engine.cache = TranslationCache(Path(tmp) / f"cold-{next(caches)}.sqlite")
+            hits, before = engine.stats.cache_hits, engine.stats.target_tokens
+            try:
+                engine.translate_passages(passages, "en", ["de"])
+            finally:
+                engine.cache.close()
+                engine.cache = None
+            assert engine.stats.cache_hits == hits, "the cache was not cold"
+            return engine.stats.target_tokens - before
+
+        run.add(side_by_side("pipeline_vs_raw", ("raw_ct2", lambda: raw(4)), ("pipeline", pipeline),
+                             rounds=rounds, target=0.9, check=same_length))
 
     if args.compare_threads:
-        cores = available_cores()
         one_worker = ctranslate2.Translator(str(engine.ct2_dir), inter_threads=1, intra_threads=cores)
-        default_times, single_times = [], []
-        for r in range(max(repeats, 2)):
-            seconds, _ = timed(raw)
-            default_times.append(seconds)
-            seconds, _ = timed(
-                lambda: one_worker.translate_batch(
-                    pre_tokenised,
-                    target_prefix=[["deu_Latn"]] * len(pre_tokenised),
-                    max_batch_size=max_batch_tokens,
-                    batch_type="tokens",
-                    beam_size=beam,
-                    max_decoding_length=new_tokens + 1,
-                    min_decoding_length=new_tokens + 1,
-                )
-            )
-            single_times.append(seconds)
-            log(f"threads repeat {r}: {engine.inter_threads}x{engine.intra_threads} {default_times[-1]:.1f} s, "
-                f"1x{cores} {single_times[-1]:.1f} s")
-        results["threads_default_vs_1xcores"] = round(
-            statistics.median(single_times) / statistics.median(default_times), 2
-        )
-        details["threads_beam4"] = {"default_s": default_times, "one_worker_s": single_times}
-        del one_worker
-    engine.close()
 
-    summary = {
-        **results,
-        "targets": {"ct2_vs_hf_beam1": 5.0, "ct2_vs_hf_beam4": 5.0, "pipeline_vs_raw": 0.9},
-        "sentences": len(sentences),
-        "new_tokens": new_tokens,
-        "repeats": repeats,
-        "max_batch_tokens": max_batch_tokens,
-        "engine_batches": engine.stats.batches,
-        "inter_threads": engine.inter_threads,
-        "intra_threads": engine.intra_threads,
-        "ctranslate2": ctranslate2.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "seconds": details,
-    }
-    print(json.dumps(summary))
+        def one_by_cores() -> int:
+            out = one_worker.translate_batch(
+                pre_tokenised, target_prefix=[["deu_Latn"]] * len(pre_tokenised),
+                max_batch_size=args.raw_batch_size, batch_type="examples", beam_size=4,
+                max_decoding_length=new_tokens + 1, min_decoding_length=new_tokens + 1)
+            return sum(len(r.hypotheses[0]) - 1 for r in out)
+
+        run.add(side_by_side(f"threads_{engine.inter_threads}x1_vs_1x{cores}", ("1_worker", one_by_cores),
+                             ("workers", lambda: raw(4)), rounds=rounds, check=same_length))
+        del one_worker
+
+    run.extra.update({
+        "sentences": len(sentences), "source_tokens_mean": round(sum(source_tokens) / len(sentences), 1),
+        "new_tokens": new_tokens, "engine_max_batch_tokens": engine.decoding.max_batch_tokens,
+        "inter_threads": engine.inter_threads, "intra_threads": engine.intra_threads,
+        "ctranslate2": ctranslate2.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    })
+    engine.close()
+    run.finish()
     return 0
 
 

@@ -24,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.futures import as_completed
@@ -68,12 +74,16 @@ def _build_units(job: BuildJob, runner: Any) -> None:
         output = str(job.output)
         futures = [build_shard.submit(job.config, output, unit) for unit in job.units]
         failed = []
+        total, already = job.total_units, job.total_units - len(job.units)
+        progress = create_progress_artifact(100.0 * already / total, key="corpus-progress",
+                                            description=f"{job.config.name}: shards written of {total}")
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result(raise_on_failure=False)
             if isinstance(result, BaseException):
                 failed.append(result)
                 continue
             job.record(result)
+            update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total)
             logger.info(f"[{done}/{len(futures)}] wrote {result.shard.path} ({result.rows} rows)")
         if failed:  # the units that did succeed are recorded; a rerun builds only the rest
             raise RuntimeError(f"{len(failed)} of {len(futures)} shards failed; first: {failed[0]!r}")
@@ -92,11 +102,19 @@ def build_corpus(
     dask_workers: int = 0,
     dask: dict[str, Any] | None = None,
     refresh: bool = False,
+    allow_non_empty: bool = False,
+    wait: float = 0.0,
 ) -> dict[str, Any]:
     """Build (or resume) a corpus into ``output`` from a YAML config path, a config mapping, or the default.
 
     ``config`` is handed to the build as is (see ``polyqa.corpus.config.BuildConfig``).
-    ``overwrite`` deletes a previous polyqa corpus in ``output`` first.
+    ``overwrite`` deletes the corpus polyqa built in ``output`` first (only its own files).
+    ``allow_non_empty`` builds into a folder polyqa did not create, beside its files.
+
+    One writer per output: the build holds the output's lock from start to end (released on
+    failure too). Another build of the same output, by a flow or the ``polyqa`` command,
+    here or on another machine, makes this run fail at once naming the holder, or wait up
+    to ``wait`` seconds for it.
 
     ``refresh`` (scheduled runs): a corpus of an older configuration in ``output`` is rebuilt;
     the translation cache makes every segment translated before free, so only new sources or
@@ -111,13 +129,15 @@ def build_corpus(
     start training and then evaluation from it.
     """
     logger = get_run_logger()
-    job = BuildJob.open(config, output, overwrite=overwrite, refresh=refresh, cards_dir=cards_dir, log=logger.info)
-    if job.up_to_date:
-        return _summary(job.manifest, output)
-    if job.units:
-        _build_units(job, _task_runner(dask_address, dask, dask_workers))
-    manifest = job.finish()
+    with BuildJob.open(config, output, overwrite=overwrite, refresh=refresh, allow_non_empty=allow_non_empty,
+                       wait=wait, cards_dir=cards_dir, log=logger.info) as job:
+        if job.up_to_date:
+            return _summary(job.finish(), output)
+        if job.units:
+            _build_units(job, _task_runner(dask_address, dask, dask_workers))
+        manifest = job.finish()
     logger.info(f"{output}: complete; card written; build {manifest.build_seconds} s")
+    _publish(manifest, output)
     summary = _summary(manifest, output)
     name = job.config.name
     emit_event(
@@ -127,6 +147,16 @@ def build_corpus(
                  "languages": summary["languages"], "records": summary["records"]},
     )
     return summary
+
+
+def _publish(manifest: Manifest, output: str) -> None:
+    """The run's page shows the corpus: its language and quality table, and the whole card."""
+    from polyqa.cards import language_rows, render_card
+
+    create_table_artifact(language_rows(manifest), key="corpus-languages",
+                          description=f"{manifest.name}: rows, quality and answer projection per language")
+    create_markdown_artifact(render_card(manifest, output), key="corpus-card",
+                             description=f"the data card, also in {Path(output) / 'README.md'}")
 
 
 def _summary(manifest: Manifest, output: str) -> dict[str, Any]:
@@ -140,9 +170,12 @@ if __name__ == "__main__":
     parser.add_argument("--output", default="out/default-corpus")
     parser.add_argument("--config")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--allow-non-empty", action="store_true")
+    parser.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another build of --output")
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--cards-dir")
     parser.add_argument("--dask-workers", type=int, default=0, help="run tasks on a local Dask cluster")
     args = parser.parse_args()
     print(build_corpus(output=args.output, config=args.config, overwrite=args.overwrite, refresh=args.refresh,
-                       cards_dir=args.cards_dir, dask_workers=args.dask_workers))
+                       allow_non_empty=args.allow_non_empty, wait=args.wait, cards_dir=args.cards_dir,
+                       dask_workers=args.dask_workers))

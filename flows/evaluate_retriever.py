@@ -42,13 +42,20 @@ def report_task(job) -> dict[str, Any]:
 
 
 def evaluate_retriever(**parameters: Any) -> dict[str, Any]:
-    from polyqa.evaluate.report import summary_line
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from polyqa.evaluate.report import render_markdown, results_table, summary_line
 
     config = EvaluationConfig.from_dict(parameters, source="evaluate-retriever flow")
     job = open_task(config)
     encode_task(job)
     result = report_task(job)
     get_run_logger().info("%s -> %s", summary_line(result), config.output)
+    # The run's page shows the results without opening files.
+    create_table_artifact(results_table(result), key="evaluation-results",
+                          description=f"{summary_line(result)} ({config.output})")
+    create_markdown_artifact(render_markdown(result), key="evaluation-report",
+                             description=f"the report written to {config.output}")
     return result
 
 

@@ -31,6 +31,12 @@ def language_scaling(config_path: str, overrides: dict[str, Any] | None = None) 
     job = StudyJob(StudyConfig.from_yaml(config_path, **(overrides or {})))
     rows = job.run(execute=lambda i: cell_task(job, i, job.cells[i].label), progress=logger.info)
     logger.info(f"{len(rows)} cells; results in {job.config.results_dir}")
+    report = job.report_path()
+    if report.is_file():
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(report.read_text("utf-8"), key="study-report",
+                                 description=f"{job.config.name}: {len(rows)} cells ({report})")
     return {"cells": len(rows), "results_dir": job.config.results_dir}
 
 

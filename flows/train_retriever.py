@@ -41,6 +41,7 @@ def flow_config(
 @task(name="train", retries=1, retry_delay_seconds=5)
 def train_task(config: TrainConfig) -> dict[str, Any]:
     from polyqa.train import TrainJob
+    from polyqa.train.record import summary_markdown
 
     if (task_run.run_count or 1) > 1:
         config = dataclasses.replace(config, resume=True)  # a retry picks up from the newest checkpoint
@@ -53,6 +54,9 @@ def train_task(config: TrainConfig) -> dict[str, Any]:
         "global_step": record.get("global_step"),
         "examples_per_second": record.get("examples_per_second"),
         "skipped_rows_total": record.get("skipped_rows_total"),
+        # The articles training left out (exclude_titles*, heldout_fraction): evaluate on these.
+        "heldout_articles_file": (record.get("training_info") or {}).get("heldout_articles_file"),
+        "summary_markdown": summary_markdown(record),
     }
 
 
@@ -68,18 +72,25 @@ def train_retriever_flow(
     ``corpus`` and ``output_dir`` override those two settings; a deployment triggered by a
     ``polyqa.corpus.built`` event fills them from the event. As on the command line, a setting
     given as None keeps the config file's value. When training finishes the flow emits
-    ``polyqa.retriever.trained`` (payload: ``model_dir``, ``corpus_dir``, ``run_record``),
-    which triggers evaluation.
+    ``polyqa.retriever.trained`` (payload: ``model_dir``, ``corpus_dir``, ``run_record``, and
+    ``heldout_articles_file`` when training left articles out, else null), which triggers evaluation:
+    ``--benchmark polyqa-corpus --data-dir <corpus_dir> --articles-file <heldout_articles_file>``
+    evaluates on the held-out articles of the training corpus.
     """
     config = flow_config(config_path, overrides, corpus, output_dir)
+    from prefect.artifacts import create_markdown_artifact
+
     summary = train_task(config)
     get_run_logger().info("trained %s steps; model in %s", summary["steps"], summary["model_dir"])
+    create_markdown_artifact(summary.pop("summary_markdown"), key="training-run",
+                             description=f"run summary; the full record is {summary['run_record']}")
     emit_event(
         event="polyqa.retriever.trained",
         resource={"prefect.resource.id": f"polyqa.retriever.{Path(summary['model_dir']).parent.name}"},
         payload={"model_dir": str(Path(summary["model_dir"]).resolve()),
                  "corpus_dir": str(Path(config.corpus).resolve()),
-                 "run_record": str(Path(summary["run_record"]).resolve())},
+                 "run_record": str(Path(summary["run_record"]).resolve()),
+                 "heldout_articles_file": summary["heldout_articles_file"]},
     )
     return summary
 

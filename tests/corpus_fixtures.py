@@ -51,6 +51,7 @@ def xquad_r_rows(xquad_dir: Path, lang: str, limit: int | None = None) -> list[d
                         "answer_text": answer["text"],
                         "answer_start": start,
                         "answer_sentence": sentence,
+                        "answer_sentence_source": "source" if sentence is not None else "none",
                         "answer_projection": PROJECTION_SOURCE,
                         "source": "xquad-r",
                         "license": "CC-BY-SA-4.0",
@@ -116,7 +117,8 @@ def build_xquad_corpus(
     for lang, positions in (unprojected or {}).items():
         for i in positions:
             row = rows_by_lang[L.normalize(lang)][i]
-            row.update(answer_start=None, answer_sentence=None, answer_projection=PROJECTION_NONE)
+            row.update(answer_start=None, answer_sentence=None, answer_sentence_source="none",
+                       answer_projection=PROJECTION_NONE)
     return write_corpus(out_dir, rows_by_lang, num_shards=num_shards)
 
 

@@ -44,17 +44,20 @@ def small_config(tmp: Path, tiny_model) -> dict:
     }
 
 
-async def _task_run_names(flow_run_name_prefix: str = "build-shard") -> list[str]:
+async def _task_run_names(since, flow_run_name_prefix: str = "build-shard") -> list[str]:
+    """Names of the task runs started since ``since`` (the server is shared with other tests)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
 
     async with get_client() as client:
-        runs = await client.read_task_runs(limit=200)
+        runs = await client.read_task_runs(
+            task_run_filter=TaskRunFilter(start_time=TaskRunFilterStartTime(after_=since)), limit=200)
     return sorted(r.name for r in runs if r.name.startswith(flow_run_name_prefix))
 
 
 @pytest.mark.slow
-def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module, monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
+def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module, monkeypatch, prefect_harness):
+    from datetime import datetime, timezone
 
     from distributed import LocalCluster
 
@@ -63,11 +66,11 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
     recorded: list = []
     record = BuildJob.record
     monkeypatch.setattr(BuildJob, "record", lambda job, result: (recorded.append(result), record(job, result)))
-    with prefect_test_harness(server_startup_timeout=120), \
-            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         # an existing cluster by address (as with docker/compose.yaml's scheduler)
+        since = datetime.now(timezone.utc)
         summary = flow_module.build_corpus(output=output, config=config, dask_address=cluster.scheduler_address)
-        names = asyncio.run(_task_run_names())
+        names = asyncio.run(_task_run_names(since))
         assert summary["rows"] == 60 and summary["n_shards"] == 2
         assert validate_corpus(output).ok
         # one task per (shard, language), English included; each builds and writes its shard
@@ -79,6 +82,16 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
         assert all(len(pickle.dumps(r)) < 8_000 for r in recorded)
         before = Manifest.load(output)
         assert set(before.translation_per_language()) == {"deu_Latn", "fra_Latn"}
+        # the run's page: progress at 100 %, the language table and the card, read back through the client
+        from prefect_artifacts import latest_artifact
+
+        assert latest_artifact("corpus-progress").data == 100.0
+        table = latest_artifact("corpus-languages")
+        rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+        assert [r["NLLB code"] for r in rows] == ["`eng_Latn`", "`deu_Latn`", "`fra_Latn`"]
+        assert rows[1]["answer sentence"] == "100.0%"
+        card = latest_artifact("corpus-card")
+        assert card.type == "markdown" and card.data == (Path(output) / "README.md").read_text("utf-8")
         assert all(w["translated"] > 0 for w in before.translation_per_language().values())
 
         # a lost shard is rebuilt by the next run (on a LocalCluster the flow starts); the rest is kept
@@ -100,7 +113,7 @@ def test_flow_parameters_are_not_build_config_fields(flow_module):
     """The flow takes a config as a whole (path, mapping or none) and leaves its parsing to BuildConfig."""
     parameters = set(inspect.signature(flow_module.build_corpus.fn).parameters)
     assert parameters == {"output", "config", "overwrite", "refresh", "cards_dir", "dask_address", "dask_workers",
-                          "dask"}
+                          "dask", "allow_non_empty", "wait"}
     assert not parameters & {f.name for f in fields(BuildConfig)}
 
 

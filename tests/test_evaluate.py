@@ -221,7 +221,8 @@ def test_cli_reports_bad_language(tiny_encoder_dir, tmp_path, capsys):
                         "--data-dir", str(FIXTURES / "mlqa-r"), "--output", str(tmp_path / "x.json"),
                         "--languages", "en,hi"])
     assert code == 2
-    assert "hi" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "hin_Deva" in err and "Traceback" not in err
 
 
 def test_minilm_alias_points_at_the_bundled_model():
@@ -245,3 +246,13 @@ def test_prefect_flow_under_test_harness(tiny_encoder_dir, tmp_path, prefect_har
     assert any((tmp_path / "flow.embcache").iterdir())  # the CLI's default cache: a retried encode resumes
     on_disk = json.loads((tmp_path / "flow.json").read_text())
     assert on_disk["settings"]["multilingual"]["mAP"] == result["settings"]["multilingual"]["mAP"]
+    # the run's page shows the results: a table and the report, read back through the Prefect client
+    from prefect_artifacts import latest_artifact
+
+    table = latest_artifact("evaluation-results")
+    assert table.type == "table"
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    multilingual = next(r for r in rows if r["setting"] == "multilingual")
+    assert multilingual["mAP"] == round(result["settings"]["multilingual"]["mAP"], 4)
+    report = latest_artifact("evaluation-report")
+    assert report.type == "markdown" and "## Settings" in report.data

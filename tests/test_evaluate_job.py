@@ -78,7 +78,7 @@ def test_every_config_field_has_a_cli_option():
     sub = next(a for a in parser._actions if a.dest == "command").choices["evaluate"]
     dests = {a.dest for a in sub._actions}
     assert {f.name for f in fields(EvaluationConfig)} <= dests
-    config = _cli_config(["--model", "m", "--benchmark", "mlqa-r", "--output", "o", "--no-cache",
+    config = _cli_config(["--model", "org/m", "--benchmark", "mlqa-r", "--output", "o", "--no-cache",
                           "--exclude-titles", "t.txt", "--languages", "en,de"])
     assert not config.cache and config.embedding_cache is None and config.output == "o.json"
     assert config.exclude_titles_file == "t.txt" and config.languages == ["en", "de"]
@@ -91,7 +91,7 @@ def test_evaluate_resolves_encoder_aliases_through_polyqa_encoders(monkeypatch):
     from polyqa.evaluate import report, retrieval
 
     loaded = []
-    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", lambda name, device: loaded.append(name))
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", lambda name, **kwargs: loaded.append(name))
     retrieval.load_encoder("xlm-r")
     assert loaded == ["FacebookAI/xlm-roberta-base"]
     assert retrieval.resolve_encoder is encoders.resolve_encoder
@@ -115,11 +115,11 @@ def test_unknown_benchmark_lists_the_known_ones(tmp_path, capsys):
     with pytest.raises(UnknownBenchmarkError, match=listing):
         EvaluationConfig(model="m", benchmark="squad-r", output=str(tmp_path / "x.json"))
     code = polyqa_main(["evaluate", "--model", "m", "--benchmark", "squad-r", "--output", str(tmp_path / "x.json")])
-    assert code == 2 and listing in capsys.readouterr().out
+    assert code == 2 and listing in capsys.readouterr().err
 
 
 def test_options_a_benchmark_does_not_take_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="titles do not apply to benchmark 'miracl'.*mlqa-r, xquad-r"):
+    with pytest.raises(ValueError, match="titles do not apply to benchmark 'miracl'.*lareqa, mlqa-r, polyqa-corpus, xquad-r"):
         load_benchmark("miracl", FIXTURES / "miracl", titles={"Warsaw"})
     with pytest.raises(ValueError, match="split do not apply to benchmark 'mlqa-r'.*miracl"):
         load_benchmark("mlqa-r", FIXTURES / "mlqa-r", split="dev")
@@ -151,9 +151,30 @@ def test_a_registered_benchmark_is_chosen_by_name(monkeypatch, tmp_path):
         def encode(self, texts, **_):
             return np.array([[1.0, 0.0] if ("river" in t or "Fluss" in t) else [0.0, 1.0] for t in texts])
 
-    job = EvaluateJob({"model": "toy-model", "benchmark": "toy", "output": str(tmp_path / "toy")}, model=Model())
+    job = EvaluateJob({"model": "tests/toy-model", "benchmark": "toy", "output": str(tmp_path / "toy")}, model=Model())
     assert job.benchmark.name == "toy" and job.candidate_mode == "sentence+context"
     result = job.run()
     assert result["settings"]["multilingual"]["mAP"] == 1.0 and result["candidates"] == "sentence+context"
     assert (tmp_path / "toy.json").exists() and (tmp_path / "toy.heatmap.png").exists()
     assert job.config.embedding_cache == tmp_path / "toy.embcache" and any(job.config.embedding_cache.iterdir())
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("chunk_size", -5, "chunk_size must be >= 1"),
+    ("max_questions", 0, "max_questions must be >= 1"),
+    ("batch_size", "64", "batch_size must be a whole number"),
+    ("candidates", "paragraph", "candidates must be one of sentence, sentence\\+context"),
+    ("device", "tpu", "device must be one of cpu, cuda"),
+    ("languages", ["en", "xx"], "languages: unknown language"),
+    ("model", "labsee", "model: unknown model alias 'labsee'.*did you mean labse"),
+    ("trust_remote_code", "no", "trust_remote_code must be true or false"),
+    ("benchmark", "xquad", "unknown benchmark 'xquad'"),
+    ("colour", "red", r"unknown setting\(s\) \['colour'\]"),
+])
+def test_invalid_evaluation_settings_are_refused_naming_the_setting(setting, value, message, tmp_path):
+    from polyqa.errors import ConfigError
+
+    settings = {"model": "minilm", "benchmark": "xquad-r", "output": str(tmp_path / "o.json"), setting: value}
+    with pytest.raises(ConfigError, match=message):
+        EvaluationConfig.from_dict(settings, source="evaluate-test")

@@ -65,7 +65,7 @@ def test_cli_languages(capsys):
     assert main(["languages", "de", "zh-TW"]) == 0
     out = capsys.readouterr().out
     assert "deu_Latn" in out and "zho_Hant" in out
-    assert main(["languages", "kas"]) == 1
+    assert main(["languages", "kas"]) == 2
 
 
 def test_language_names_are_accepted_as_well_as_codes():

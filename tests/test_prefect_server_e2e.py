@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.validate import validate_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +103,7 @@ def prefect_server(tmp_path_factory):
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "INFO",
         "POLYQA_PROJECT_DIR": str(REPO),
+        "POLYQA_HOME": str(tmp_path / "polyqa-home"),  # empty, as on a fresh machine
         "HF_HUB_OFFLINE": "1",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -170,46 +172,62 @@ def _wait_completed(server: PrefectServer, flow_name: str, timeout: float) -> di
 
 
 @pytest.mark.slow
-def test_build_triggers_training_then_evaluation(tmp_path, xquad_r_dir, prefect_server):
-    """prefect.yaml's triggers as shipped; only the sizes are shrunk to test scale."""
+def test_build_triggers_training_then_evaluation(tmp_path, prefect_server):
+    """prefect.yaml as shipped, as a user runs it: build-corpus/default translates the embedded default
+    corpus with the tiny model (built cold into an empty POLYQA_HOME, no network), which triggers
+    training on it with a quarter of its articles held out, which triggers evaluation on those
+    articles of the same corpus. Only the training is shrunk to test scale."""
     # The whole file deploys as the README says, the scheduled refresh with its schedule off.
     prefect_server.cli("--no-prompt", "deploy", "--all")
     refresh = prefect_server.api_get("/deployments/name/build-corpus/scheduled-refresh")
     assert [(s["schedule"]["cron"], s["active"]) for s in refresh["schedules"]] == [("0 3 * * 1", False)]
     assert refresh["parameters"]["refresh"] is True
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    train_config = yaml.safe_load((REPO / "configs" / "train-minilm-hybrid.yaml").read_text())
-    train_config.update(max_steps=2, batch_size=4, max_seq_length=32, positive="sentence", checkpoint_steps=100)
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config))
     chain = {}
     for deployment in spec["deployments"]:
         name = deployment["entrypoint"].split(":")[1] + "/" + deployment["name"]
         if deployment.get("triggers"):
             chain[name] = deployment
     train, evaluate = chain["train_retriever_flow/on-new-corpus"], chain["evaluate_retriever/on-new-model"]
+    train_config = yaml.safe_load((REPO / train["parameters"]["config_path"]).read_text())
+    train_config.update(max_steps=2, batch_size=4, max_seq_length=32, checkpoint_steps=100)
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config))
     train["parameters"]["config_path"] = str(tmp_path / "train.yaml")
-    evaluate["parameters"].update(data_dir=str(xquad_r_dir), max_questions=8, languages=["en", "de"],
-                                  candidates="sentence")
     spec["deployments"] = [d for d in spec["deployments"] if d["name"] == "default"
                            and d["entrypoint"].startswith("flows/build_corpus.py")] + [train, evaluate]
     (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     prefect_server.cli("--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml"))
 
-    title = json.loads((xquad_r_dir / "en.json").read_text())["data"][0]["title"]
-    config = {"name": "chain-corpus", "model": None, "languages": ["de"], "dedup_questions": False,
-              "card_dir": None, "shard_rows": 100,
-              "sources": [{"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de"],
-                           "titles": [title]}]}
-    output = tmp_path / "corpus"
-    run = prefect_server.cli("deployment", "run", "build-corpus/default", "--watch", "--watch-timeout", "240",
-                             "--param", f"output={json.dumps(str(output))}", "--params", json.dumps({"config": config}),
-                             timeout=300)
-    assert "Completed" in run.stdout, run.stdout[-3000:]
-    _wait_completed(prefect_server, "train-retriever", 300)
+    output = tmp_path / "default-corpus"  # the deployment's own output is out/default-corpus in the checkout
+    run = prefect_server.cli("deployment", "run", "build-corpus/default", "--watch", "--watch-timeout", "400",
+                             "--param", f"output={json.dumps(str(output))}", timeout=450)
+    assert "Completed" in run.stdout, run.stdout[-3000:] + prefect_server.worker_log.read_text()[-3000:]
+    report = validate_corpus(output)
+    assert report.ok, report.text()
+    langs = ["deu_Latn", "eng_Latn", "fra_Latn", "spa_Latn"]
+    assert report.rows == {lang: 110 for lang in langs}
+    manifest = Manifest.load(output)
+    assert manifest.model()["model"] == "tiny" and manifest.translates()
+    assert (Path(prefect_server.env["POLYQA_HOME"]) / "models").is_dir()  # the tiny model, built cold
+    for lang in ("deu_Latn", "fra_Latn", "spa_Latn"):  # every translated row keeps its answer sentence
+        assert manifest.statistics()[lang]["answer_sentence"] == {"aligned": 110}
+
+    _wait_completed(prefect_server, "train-retriever", 600)
     _wait_completed(prefect_server, "evaluate-retriever", 300)
-    model_dir = Path(f"{output}.retriever") / "model"
-    info = json.loads((model_dir / "polyqa_training.json").read_text())
-    assert sorted(info["languages"]) == ["deu_Latn", "eng_Latn"] and info["steps"] == 2
-    result = json.loads((model_dir.parent / "evaluation" / "xquad-r.json").read_text())
-    assert result["model"] == str(model_dir.resolve()) and 0 < result["settings"]["multilingual"]["mAP"] <= 1
-    assert result["seen_unseen"]["training_languages"] == ["deu_Latn", "eng_Latn"]
+    run_dir = Path(f"{output}.retriever")
+    info = json.loads((run_dir / "model" / "polyqa_training.json").read_text())
+    assert sorted(info["languages"]) == langs and info["steps"] == 2
+    heldout = (run_dir / "heldout_articles.txt").read_text("utf-8").split("\n")
+    heldout = [title for title in heldout if title]
+    assert len(heldout) == round(22 * train_config["heldout_fraction"])
+    record = json.loads((run_dir / "run_record.json").read_text())
+    for lang in langs:  # held-out articles are skipped and counted; the babble is not filtered out
+        assert record["skipped_rows"][lang]["held_out_article"] == 5 * len(heldout)
+        assert record["skipped_rows"][lang]["quality_pass_false"] == 0
+        assert record["usable_rows"][lang] == 110 - 5 * len(heldout)
+    result = json.loads((run_dir / "evaluation" / "polyqa-corpus.json").read_text())
+    assert result["benchmark"] == "polyqa-corpus" and result["data_dir"] == str(output.resolve())
+    assert result["model"] == str((run_dir / "model").resolve())
+    assert result["counts"]["question_ids"] == 5 * len(heldout)  # exactly the held-out articles' questions
+    assert 0 < result["settings"]["multilingual"]["mAP"] <= 1
+    assert result["seen_unseen"]["training_languages"] == langs

@@ -74,11 +74,11 @@ def test_squad_json_records_quarantine_and_dedup(tmp_path):
     assert first.passage_id == second.passage_id  # same passage text, same passage id
     assert first.qa_id != second.qa_id and first.license == "CC0-1.0" and first.english.title == "Lighthouses"
     reasons = {(q.row, q.field): q.reason for q in quarantined}
-    assert reasons[(2, "question")] == "missing or empty question"
-    assert "not found in passage" in reasons[(3, "answers")]
-    assert reasons[(4, "answers")] == "no answer"
-    assert reasons[(5, "id")].startswith("duplicate")
-    assert reasons[(6, "passage")] == "missing or empty passage"
+    assert reasons[(2, "question")] == "question_empty: question is empty"
+    assert reasons[(3, "answers")] == "answer_not_found: answer 'a keeper' not found in the passage"
+    assert reasons[(4, "answers")] == "answers_empty: no answer given"
+    assert reasons[(5, "id")] == "duplicate_id: id 'q1' seen before"
+    assert reasons[(6, "passage")] == "passage_empty: passage is empty"
     assert all(q.source == str(path) for q in quarantined)
     assert json.loads(quarantined[0].as_row()["record"])["id"] == "q3"
     assert stats == {"read": 7, "kept": 2, "quarantined": 5, "duplicates": 1, "leakage_excluded": 0, "title_excluded": 0,
@@ -141,7 +141,9 @@ def test_jsonl_source_with_string_answers_and_bad_lines(tmp_path):
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n\n", encoding="utf-8")
     kept, quarantined, stats = normalise({"kind": "jsonl", "path": str(path)})
     assert [r.english.answer_start for r in kept] == [9, 27]
-    assert [(q.row, q.reason.split(" ")[0]) for q in quarantined] == [(2, "row"), (3, "invalid")]
+    assert [(q.row, q.reason) for q in quarantined] == [
+        (2, "row_type: row is str, not an object"), (3, "invalid_json: column 2: Expecting property name enclosed "
+                                                      "in double quotes")]
     assert stats["read"] == 4
 
 
@@ -247,3 +249,100 @@ def test_answer_parsing_and_location():
     assert locate_answer("ab ab ab", "ab", 4) == 3
     assert locate_answer("ab ab ab", "ab", None) == 0
     assert locate_answer("ab", "zz", 0) is None
+
+
+GOOD_ROW = {"id": "good", "title": "Lighthouses", "question": "What does a lighthouse carry?",
+            "passage": "A lighthouse carries a bright lamp.",
+            "answers": [{"text": "a bright lamp", "answer_start": 21}]}
+# (field, bad value, the quarantine reason): a value of the wrong type is a type error, never "missing"
+BAD_FIELDS = [
+    ("question", 7, "question_type: question is int, not a string"),
+    ("question", None, "question_missing: question is missing"),
+    ("question", "  ", "question_empty: question is empty"),
+    ("passage", ["A", "b"], "passage_type: passage is list, not a string"),
+    ("passage", None, "passage_missing: passage is missing"),
+    ("answers", 3, "answers_type: answers is int, not a list, an object or a string"),
+    ("answers", None, "answers_missing: answers is missing"),
+    ("answers", [{"text": 5, "answer_start": 0}], "answers_type: answer 0 text is int, not a string"),
+    ("answers", [{"text": "lamp", "answer_start": "x"}], "answer_start_type: answer start 'x' is str, not an integer"),
+    ("id", {"a": 1}, "id_type: id is object, not a string or integer"),
+    ("id", True, "id_type: id is bool, not a string or integer"),
+    ("title", 1984, "title_type: title is int, not a string"),
+]
+
+
+def _bad_rows() -> list[dict]:
+    return [dict(GOOD_ROW, id=f"bad-{i}", **{name: value}) if name != "id" else dict(GOOD_ROW, id=value)
+            for i, (name, value, _) in enumerate(BAD_FIELDS)]
+
+
+def _as_squad(rows: list[dict]) -> dict:
+    return {"data": [{"title": r["title"], "paragraphs": [{"context": r["passage"], "qas": [
+        {"id": r["id"], "question": r["question"], "answers": r["answers"]}]}]} for r in rows]}
+
+
+def _reasons(quarantined: list) -> list[str]:
+    return [q.reason for q in sorted(quarantined, key=lambda q: q.row)]
+
+
+@pytest.mark.parametrize("kind", ["squad_json", "jsonl", "hf_dataset"])
+def test_every_source_kind_reports_type_errors_as_type_errors(tmp_path, kind):
+    rows = _bad_rows()
+    if kind == "squad_json":
+        spec = {"kind": "squad_json", "path": str(write_json(tmp_path / "s.json", _as_squad([GOOD_ROW, *rows])))}
+        kept, quarantined, _ = normalise(spec)
+        assert len(kept) == 1 and _reasons(quarantined) == [reason for _, _, reason in BAD_FIELDS]
+        return
+    if kind == "jsonl":
+        path = tmp_path / "s.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in [GOOD_ROW, *rows]), encoding="utf-8")
+        kept, quarantined, _ = normalise({"kind": "jsonl", "path": str(path)})
+        assert len(kept) == 1 and _reasons(quarantined) == [reason for _, _, reason in BAD_FIELDS]
+        return
+    import datasets  # one saved dataset per case: a column holds one type
+
+    columns = {"id": "id", "title": "title", "question": "question", "passage": "passage", "answers": "answers"}
+    for i, ((_, _, reason), row) in enumerate(zip(BAD_FIELDS, rows)):
+        saved = tmp_path / f"case{i}"
+        datasets.Dataset.from_list([row]).save_to_disk(str(saved))
+        kept, quarantined, _ = normalise({"kind": "hf_dataset", "load_from_disk": str(saved), "columns": columns})
+        assert not kept and _reasons(quarantined) == [reason], row
+
+
+def test_parallel_import_reports_type_errors_in_other_languages(tmp_path):
+    text_fields = [case for case in BAD_FIELDS if case[0] != "id"]
+    rows = [r for r, case in zip(_bad_rows(), BAD_FIELDS) if case[0] != "id"]
+    clean = [dict(r, **{name: GOOD_ROW[name]}) for r, (name, _, _) in zip(rows, text_fields)]
+    write_json(tmp_path / "en.json", _as_squad([GOOD_ROW, *clean]))
+    write_json(tmp_path / "de.json", _as_squad([GOOD_ROW, *rows]))
+    kept, quarantined, _ = normalise({"kind": "parallel", "path": str(tmp_path)})
+    assert len(kept) == 1
+    reasons = [q.reason for q in quarantined]
+    for name, value, reason in text_fields:
+        if name == "answers" and value is not None:  # unreadable in the German file: quarantined there,
+            assert reasons.count(reason) == 1          # and its English row with it
+        else:  # checked with the English row, named with its language
+            assert reasons.count(f"{reason} (in deu_Latn)") == 1
+    unreadable = sum(1 for name, value, _ in text_fields if name == "answers" and value is not None)
+    assert sum(r.startswith("id_not_in_language: ") and "missing in deu_Latn" in r for r in reasons) == unreadable
+    assert len(reasons) == len(text_fields) + unreadable
+
+
+def test_quarantine_reasons_are_counted_by_code(tmp_path):
+    """The manifest counts rows per reason code; the detail stays in the quarantine row."""
+    from polyqa.corpus.writer import QuarantineWriter, read_quarantine
+    from polyqa.sources.base import REASONS, reason_code
+
+    path = write_json(tmp_path / "s.json", _as_squad([GOOD_ROW, *_bad_rows(), dict(GOOD_ROW, id="other", answers=[
+        {"text": "a red flag", "answer_start": 0}])]))
+    _, quarantined, _ = normalise({"kind": "squad_json", "path": str(path)})
+    with QuarantineWriter(tmp_path / "corpus") as writer:
+        for q in quarantined:
+            writer.add(q.as_row())
+    assert writer.reasons == {"question_type": 1, "question_missing": 1, "question_empty": 1, "passage_type": 1,
+                              "passage_missing": 1, "answers_type": 2, "answers_missing": 1, "answer_start_type": 1,
+                              "id_type": 2, "title_type": 1, "answer_not_found": 1}
+    assert set(writer.reasons) <= set(REASONS)
+    table = read_quarantine(tmp_path / "corpus")
+    assert [reason_code(r) for r in table.column("reason").to_pylist()] == [reason_code(q.reason) for q in quarantined]
+    assert "'a red flag' not found in the passage" in table.column("reason").to_pylist()[-1]

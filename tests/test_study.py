@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def config(**overrides) -> StudyConfig:
-    base = dict(name="t", results_dir="r", work_dir="w", language_order=["en", "de", "es", "ar"],
+    base = dict(name="t", results_dir="r", work_dir="w", corpus="c", language_order=["en", "de", "es", "ar"],
                 unseen=["el"], language_counts=[1, 2, 4], strategies=["x-x-mono", "x-y", "hybrid"],
                 evaluate=[{"benchmark": "xquad-r", "data_dir": "x"}])
     base.update(overrides)
@@ -126,6 +126,11 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
     for png in ("map_vs_languages.png", "rank_distance_vs_languages.png", "map_vs_compute.png"):
         assert (results / png).stat().st_size > 1000
 
+    from prefect_artifacts import latest_artifact
+
+    artifact = latest_artifact("study-report")
+    assert artifact.type == "markdown" and artifact.data == report
+
     # a rerun trains nothing: every cell comes from its record
     record = results / "cells" / f"{cell_dir.name}.json"
     stamp = record.stat().st_mtime_ns
@@ -171,3 +176,57 @@ def test_a_cell_on_a_machine_translated_corpus_reports_measured_translation_cost
     assert row["translation_tokens"] == per_language["deu_Latn"]["source_tokens"] > 0
     assert job.pending() == []  # finished: a new job over the same config has nothing to do
     assert StudyJob(study).pending() == []
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"language_order": ["en", "xx"]}, "language_order: unknown language"),
+    ({"unseen": ["klingon"]}, "unseen: unknown language"),
+    ({"language_counts": [0]}, r"language_counts\[\] must be >= 1"),
+    ({"seeds": [-1]}, r"seeds\[\] must be >= 0"),
+    ({"languages_per_batch": [0]}, r"languages_per_batch\[\] must be >= 1"),
+    ({"base_model": "minilmm"}, "base_model: unknown model alias 'minilmm'"),
+    ({"split": {"data_dir": "x", "heldout_fraction": 1.5}}, "split.heldout_fraction must be < 1"),
+    ({"split": {"data_dir": "x", "heldout_fraction": 0}}, "split.heldout_fraction must be > 0"),
+    ({"split": {"heldout_fraction": 0.2}}, "split must be a mapping .* with data_dir"),
+    ({"train": {"batch_size": 0}}, "train: batch_size must be >= 2"),
+    ({"train": {"learning_rate": -1}}, "train: learning_rate must be > 0"),
+    ({"train": {"alpha": 2}}, "train: alpha must be <= 1"),
+    ({"train": {"learnig_rate": 1e-3}}, r"train: unknown setting\(s\) \['learnig_rate'\]"),
+    ({"train": {"strategy": "x-y"}}, r"train: \['strategy'\] are set by the study for each cell"),
+    ({"evaluate": [{"benchmark": "xquad-r", "batch_size": 0}]}, r"evaluate\[0\]: batch_size must be >= 1"),
+    ({"evaluate": [{"benchmark": "xquad"}]}, r"evaluate\[0\]: unknown benchmark 'xquad'"),
+    ({"evaluate": [{"data_dir": "x"}]}, r"evaluate\[0\] must be a mapping with a benchmark"),
+    ({"evaluate": [{"benchmark": "xquad-r", "held_out": True}]}, r"evaluate\[0\]: held_out needs a split"),
+    ({"seed_cells": [{"n_languages": 2, "strategy": "mixed"}]}, r"seed_cells\[0\].strategy must be one of"),
+    ({"translation_estimate": {"tokens_per_word": 0, "tokens_per_second": 1}},
+     "translation_estimate.tokens_per_word must be > 0"),
+])
+def test_invalid_study_settings_are_refused_naming_the_setting(bad, message):
+    from polyqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        config(**bad)
+
+
+def test_study_unknown_keys_and_unreadable_files_name_the_file(tmp_path):
+    from polyqa.errors import ConfigError
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "results_dir": "r", "work_dir": "w", "corpus": "c",
+                                    "language_order": ["en"], "evaluate": [{"benchmark": "xquad-r"}],
+                                    "langauge_counts": [1]}))
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['langauge_counts'\]: .*study\.yaml"):
+        StudyConfig.from_yaml(path)
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text .*study\.yaml: save the config as UTF-8"):
+        StudyConfig.from_yaml(path)
+
+
+def test_a_second_study_on_the_same_results_folder_is_refused_naming_the_holder(tmp_path):
+    from polyqa.locking import OutputLock, OutputLockedError
+    from polyqa.study import StudyJob
+
+    study = config(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"))
+    with OutputLock(tmp_path / "results", "polyqa study (first run)"):
+        with pytest.raises(OutputLockedError, match=r"being written by polyqa study \(first run\) on host"):
+            StudyJob(study)

@@ -27,11 +27,52 @@ HF_LICENSES = {
 }
 
 
-def _hf_license(text: str | None) -> str | None:
+def card_licenses(manifest: Manifest) -> tuple[list[str], str]:
+    """The Hub license identifiers of the corpus, and a sentence saying why when they are not plain.
+
+    A source of unknown license makes the whole corpus ``unknown``: claiming the license of the
+    other parts (or of the translation model) would be wrong.
+    """
+    sources = manifest.sources()
+    unknown = [s["name"] for s in sources if not s.get("license")]
+    if unknown:
+        return ["unknown"], (f"The license of source {', '.join(unknown)} is not known (the config gives none), "
+                             "so the license of the corpus is unknown until you add it to the source's "
+                             "`license:` key.")
+    licenses: list[str] = []
+    for source in sources:
+        lic = _hf_license(source.get("license"))
+        if lic not in licenses:
+            licenses.append(lic)
+    mt = manifest.model()
+    if manifest.translates() and mt.get("model"):
+        mt_license = _hf_license(mt.get("license"))
+        if mt_license not in licenses:
+            licenses.append(mt_license)
+    if "other" in licenses:
+        given = {str(s.get("license")) for s in sources} | ({str(mt.get("license"))} if manifest.translates() else set())
+        named = sorted(text for text in given if _hf_license(text) == "other")
+        return licenses, f"Licenses the Hub has no identifier for are listed as `other`: {', '.join(named)}."
+    return licenses, ""
+
+
+def _hf_license(text: str | None) -> str:
     if not text:
-        return None
+        return "unknown"
     key = text.split()[0].strip().lower()
     return HF_LICENSES.get(key, "other")
+
+
+def translation_line(manifest: Manifest) -> str:
+    """The provenance line on machine translation: the model that ran, or that none did."""
+    if not manifest.translates():
+        return "no machine translation (every language was imported from the sources)"
+    mt = manifest.model()
+    info = mt.get("model_info") or {}
+    revision = info.get("revision") or mt.get("revision")
+    parts = [f"revision {revision}" if revision else "no revision (local model)",
+             f"{mt.get('quantization')} on {info.get('device', 'cpu')}"]
+    return f"{mt.get('model')} ({', '.join(parts)})"
 
 
 def size_category(n: int) -> str:
@@ -50,19 +91,10 @@ def front_matter(manifest: Manifest) -> dict[str, Any]:
     langs = manifest.languages
     iso = [L.iso639_1(code) or code for code in langs]
     translates = manifest.translates()
-    licenses = []
-    for source in manifest.sources():
-        lic = _hf_license(source.get("license"))
-        if lic and lic not in licenses:
-            licenses.append(lic)
-    mt = manifest.model()
-    mt_license = _hf_license(mt.get("license")) if mt.get("model") else None
-    if mt_license and mt_license not in licenses and translates:
-        licenses.append(mt_license)
     return {
         "language": list(dict.fromkeys(iso)),
         "language_details": ", ".join(langs),
-        "license": licenses or ["other"],
+        "license": card_licenses(manifest)[0],
         "multilinguality": ["multilingual", "translation"] if translates else ["multilingual"],
         "size_categories": [size_category(manifest.total_rows())],
         "source_datasets": [s["name"] for s in manifest.sources()],
@@ -70,7 +102,11 @@ def front_matter(manifest: Manifest) -> dict[str, Any]:
         "pretty_name": manifest.name,
         "tags": ["polyqa", "parallel-corpus", "machine-translated"] if translates
         else ["polyqa", "parallel-corpus"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": f"lang=*/*.{_ext(manifest)}"}]}],
+        # `load_dataset(corpus_dir)` reads every language; `load_dataset(corpus_dir, "deu_Latn")` one.
+        "configs": [{"config_name": "default", "default": True,
+                     "data_files": [{"split": "train", "path": f"lang=*/*.{_ext(manifest)}"}]}]
+        + [{"config_name": code, "data_files": [{"split": "train", "path": f"lang={code}/*.{_ext(manifest)}"}]}
+           for code in langs],
     }
 
 
@@ -78,21 +114,62 @@ def _ext(manifest: Manifest) -> str:
     return "parquet" if manifest.format == "parquet" else "arrow"
 
 
-def language_table(manifest: Manifest) -> str:
+def language_rows(manifest: Manifest) -> list[dict[str, str]]:
+    """Per language: rows, quality, the answer-sentence rate and the span projection rate of each method
+    (the card's language table, and the build flow's table artifact)."""
+    answers = manifest.answers_per_language()
     stats: Mapping[str, Any] = manifest.statistics()
-    head = ("| language | NLLB code | rows | translated | quality pass | "
-            + " | ".join(f"answer {k}" for k in PROJECTION_KINDS) + " | mean passage chars |")
-    lines = [head, "|" + "---|" * (6 + len(PROJECTION_KINDS))]
+    out = []
     for code in manifest.languages:
-        s = stats.get(code, {})
+        s, a = stats.get(code, {}), answers.get(code, {})
         rows = s.get("rows", 0)
-        projection = s.get("projection", {})
-        cells = [L.name(code), f"`{code}`", str(rows), str(s.get("translated", 0)),
-                 _pct(s.get("quality_pass", 0), rows)]
-        cells += [_pct(projection.get(kind, 0), rows) for kind in PROJECTION_KINDS]
-        cells.append(f"{s.get('passage_chars', 0) / rows:.0f}" if rows else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+        projection = a.get("projection", {})
+        with_sentence = a.get("answer_sentence")
+        row = {"language": L.name(code), "NLLB code": f"`{code}`", "rows": str(rows),
+               "translated": str(s.get("translated", 0)), "quality pass": _pct(s.get("quality_pass", 0), rows),
+               "answer sentence": "-" if with_sentence is None else _pct(with_sentence, rows)}
+        row.update({f"span {kind}": _pct(projection.get(kind, 0), rows) for kind in PROJECTION_KINDS})
+        row["mean passage chars"] = f"{s.get('passage_chars', 0) / rows:.0f}" if rows else "-"
+        out.append(row)
+    return out
+
+
+def language_table(manifest: Manifest) -> str:
+    """The language rows as a markdown table, then what the columns mean."""
+    table = language_rows(manifest)
+    head = list(table[0]) if table else ["language"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row[k] for k in head) + " |" for row in table]
+    lines += ["",
+              "*answer sentence*: rows whose `answer_sentence` is set. Passages are translated sentence by",
+              "sentence, so a translated row keeps the English answer's sentence index",
+              "(`answer_sentence_source` = `aligned`) whether or not the answer span is found: the rate",
+              "should equal English's. *span*: how `answer_start` was found: *source* from the source data;",
+              "*marker* between markers in a second translation of the answer's sentence with the answer",
+              "marked; *exact*, *normalized*, *fuzzy* by searching the separately translated answer in the",
+              "aligned sentence, then in the whole passage; *none*: not found, `answer_start` is null."]
+    markers = marker_line(manifest)
+    if markers:
+        lines += ["", markers]
     return "\n".join(lines)
+
+
+def marker_line(manifest: Manifest) -> str:
+    """What became of the marked sentences per language (empty when no marker was used)."""
+    parts = []
+    answers = manifest.answers_per_language()
+    for code in manifest.languages:
+        outcomes = answers.get(code, {}).get("markers") or {}
+        total = sum(outcomes.values())
+        if total:
+            parts.append(f"`{code}` " + ", ".join(f"{k.replace('_', ' ')} {_pct(n, total)}"
+                                                  for k, n in sorted(outcomes.items(), key=lambda kv: -kv[1])))
+    if not parts:
+        return ""
+    return ("Marker projection, translated rows per outcome (*projected*: markers kept and the span found "
+            "in the unmarked sentence; *lost*, *duplicated*, *empty*: the markers could not be read back; "
+            "*not in sentence*: the span is not in the unmarked sentence; *not marked*: the answer crosses "
+            "a sentence boundary): " + "; ".join(parts) + ".")
 
 
 def flags_table(manifest: Manifest) -> str:
@@ -150,10 +227,13 @@ def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
     )
 
 
-def license_note(mt: Mapping[str, Any], translated: bool) -> str:
+def license_note(manifest: Manifest) -> str:
+    mt, translated = manifest.model(), manifest.translates()
+    why = card_licenses(manifest)[1]
     if not translated:
-        return "No row is machine translated."
-    note = f"Machine-translated rows are outputs of {mt.get('model')}, licensed {mt.get('license')}."
+        return " ".join(filter(None, ["No row is machine translated.", why]))
+    note = " ".join(filter(None, [why, f"Machine-translated rows are outputs of {mt.get('model')}, "
+                                       f"licensed {mt.get('license')}."]))
     if "NC" in str(mt.get("license")).upper():
         note += (" That license is non-commercial (NLLB-200 is CC-BY-NC-4.0), so the translated rows, "
                  "and the corpus as a whole, may only be used non-commercially.")
@@ -168,7 +248,6 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
     filters = manifest.filters()
     code = manifest.built_by()
     source_licenses = ", ".join(sorted({s.get("license") or "unknown" for s in manifest.sources()}))
-    translated = manifest.translates()
     values = {
         "front_matter": yaml.safe_dump(front_matter(manifest), sort_keys=False, allow_unicode=True).strip(),
         "name": manifest.name,
@@ -188,11 +267,9 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "leakage_files": ", ".join(filters.get("leakage_guard_files") or []) or "none configured",
         "duplicates": filters.get("duplicates", 0),
         "title_excluded": filters.get("title_excluded", 0),
-        "mt_model": mt.get("model") if translated else "none (no row is machine translated)",
-        "mt_revision": (mt.get("model_info") or {}).get("revision") or mt.get("revision") or "-",
-        "mt_license": mt.get("license") if translated else "-",
-        "quantization": (mt.get("model_info") or {}).get("quantization") or mt.get("quantization"),
-        "decoding": ", ".join(f"{k}={v}" for k, v in (mt.get("decoding") or {}).items()) or "-",
+        "translation_line": translation_line(manifest),
+        "decoding": ", ".join(f"{k}={v}" for k, v in (mt.get("decoding") or {}).items())
+        if manifest.translates() else "-",
         "segments": translation.get("segments_requested", 0),
         "unique_segments": translation.get("unique_segments", 0),
         "cache_hits": translation.get("cache_hits", 0),
@@ -203,7 +280,7 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
         "code_version": f"polyqa {code.get('polyqa')}" + (f", git {code['git_commit'][:12]}" if code.get("git_commit") else "")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "source_licenses": source_licenses,
-        "license_note": license_note(mt, translated),
+        "license_note": license_note(manifest),
         "snippet": loading_snippet(manifest, corpus_dir),
     }
     return template.format_map(values)

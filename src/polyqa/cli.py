@@ -17,8 +17,18 @@ from polyqa import __version__, commands
 from polyqa.errors import debug_enabled, user_message
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors (a missing option, an invalid choice) in the same one-line form as other failures.
+
+    Subcommand parsers are made by ``add_subparsers`` with this class too.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}: {self.prog}: see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="polyqa",
         description="Parallel multilingual QA corpora and multilingual retriever training.",
     )
@@ -34,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from polyqa.languages import ENGLISH
-from polyqa.sources.base import Quarantined, RawRecord, SourceItem
+from polyqa.sources.base import Quarantined, RawRecord, SourceItem, reason, reason_code, type_name
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -68,33 +68,49 @@ def locate_answer(passage: str, text: str, start: int | None) -> int | None:
     return min(hits, key=lambda h: abs(h - start))
 
 
+def _text_problem(name: str, value: Any) -> tuple[str, str] | None:
+    """(code, detail) when ``value`` is not a non-blank string: missing, of another type, or empty."""
+    if value is None:
+        return f"{name}_missing", f"{name} is missing"
+    if not isinstance(value, str):
+        return f"{name}_type", f"{name} is {type_name(value)}, not a string"
+    if not value.strip():
+        return f"{name}_empty", f"{name} is empty"
+    return None
+
+
 def check_text(rec: RawRecord, location: str) -> LangText | Quarantined:
-    """Validate one language version; the reason names the offending field."""
+    """Validate one language version; the reason's code names the field and the problem."""
 
-    def bad(field_name: str, reason: str) -> Quarantined:
-        return Quarantined(location, rec.row, field_name, reason, rec.raw)
+    def bad(field_name: str, code: str, detail: str) -> Quarantined:
+        return Quarantined(location, rec.row, field_name, reason(code, detail), rec.raw)
 
-    if not isinstance(rec.question, str) or not rec.question.strip():
-        return bad("question", "missing or empty question")
-    if not isinstance(rec.passage, str) or not rec.passage.strip():
-        return bad("passage", "missing or empty passage")
-    if not rec.answers:
-        return bad("answers", "no answer")
+    for name, value in (("question", rec.question), ("passage", rec.passage)):
+        problem = _text_problem(name, value)
+        if problem is not None:
+            return bad(name, *problem)
+    if rec.title is not None and not isinstance(rec.title, str):
+        return bad("title", "title_type", f"title is {type_name(rec.title)}, not a string")
+    if rec.answers is None:
+        return bad("answers", "answers_missing", "answers is missing")
+    for i, answer in enumerate(rec.answers):
+        if not isinstance(answer.text, str):
+            return bad("answers", "answers_type", f"answer {i} text is {type_name(answer.text)}, not a string")
+    given = [a for a in rec.answers if a.text.strip()]
+    if not given:
+        return bad("answers", "answers_empty", "no answer given" if not rec.answers else "every answer is empty")
     chosen = None
-    for answer in rec.answers:
-        if not answer.text.strip():
-            continue
+    for answer in given:
         start = locate_answer(rec.passage, answer.text, answer.start)
         if start is not None:
             chosen = (answer.text, start)
             break
     if chosen is None:
-        return bad("answers", f"answer {rec.answers[0].text!r} not found in passage")
+        return bad("answers", "answer_not_found", f"answer {given[0].text!r} not found in the passage")
     sentences, starts = rec.sentences, rec.sentence_starts
     if sentences is not None and not _sentences_fit(rec.passage, sentences, starts or []):
         sentences = starts = None  # inconsistent breaks: segment the passage ourselves instead
-    title = rec.title if isinstance(rec.title, str) else None
-    return LangText(rec.question.strip(), rec.passage, chosen[0], chosen[1], title, sentences, starts)
+    return LangText(rec.question.strip(), rec.passage, chosen[0], chosen[1], rec.title, sentences, starts)
 
 
 def _sentences_fit(passage: str, sentences: list[str], starts: list[int]) -> bool:
@@ -160,7 +176,7 @@ class Normalizer:
                 continue
             if isinstance(out, Quarantined):
                 self.counts["quarantined"] += 1
-                if out.reason.startswith("duplicate"):
+                if reason_code(out.reason).startswith("duplicate"):
                     self.counts["duplicates"] += 1
             else:
                 self.counts["kept"] += 1
@@ -180,21 +196,29 @@ class Normalizer:
         for lang, other in item.translations.items():
             checked = check_text(other, f"{location} [{lang}]")
             if isinstance(checked, Quarantined):
-                checked.reason = f"{lang}: {checked.reason}"
+                checked.reason = f"{checked.reason} (in {lang})"  # the code stays first: counted with English's
                 return checked
             translations[lang] = checked
         missing = [lang for lang in self.required_languages
                    if lang != ENGLISH and lang not in translations]
         if missing:
             return Quarantined(location, item.row, None,
-                               f"no text in {', '.join(missing)} and no translation model configured", item.raw)
+                               reason("language_missing",
+                                      f"no text in {', '.join(missing)} and no translation model configured"),
+                               item.raw)
         base = item.original_id if item.original_id is not None else english.question + "\x1f" + english.passage
         qa_id = stable_id(item.source, base)
         passage_key = text_key(english.passage)
         pair_key = stable_id(passage_key, text_key(english.question))
-        if qa_id in self._seen_ids or (self.dedup_questions and pair_key in self._seen_pairs):
-            return Quarantined(location, item.row, "id" if qa_id in self._seen_ids else "question",
-                               "duplicate question (same id, or same question on the same passage)", item.raw)
+        if qa_id in self._seen_ids:
+            return Quarantined(location, item.row, "id",
+                               reason("duplicate_id", f"id {item.original_id!r} seen before" if item.original_id
+                                      is not None else "the same question and passage seen before (no id)"),
+                               item.raw)
+        if self.dedup_questions and pair_key in self._seen_pairs:
+            return Quarantined(location, item.row, "question",
+                               reason("duplicate_question", "the same question on the same passage seen before "
+                                      "under another id"), item.raw)
         self._seen_ids.add(qa_id)
         self._seen_pairs.add(pair_key)
         return QARecord(qa_id, passage_key[:20], item.source, item.license, english, translations)

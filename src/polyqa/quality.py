@@ -1,5 +1,9 @@
 """Answer projection and quality scores of translated text.
 
+- :func:`mark_answer` / :func:`project_marked`: marker projection (EasyProject,
+  Chen et al. 2023): the answer's sentence is translated a second time with the
+  answer wrapped in markers; the span read between them is located in the
+  unmarked translation of that sentence.
 - :func:`project_answer`: find the translated answer in the translated passage:
   exact, then normalised (casefold, punctuation and whitespace), then fuzzy
   (rapidfuzz ``partial_ratio_alignment`` above a threshold).
@@ -18,6 +22,7 @@ from polyqa import languages as L
 from polyqa.corpus.schema import (
     PROJECTION_EXACT,
     PROJECTION_FUZZY,
+    PROJECTION_MARKER,
     PROJECTION_NONE,
     PROJECTION_NORMALIZED,
 )
@@ -44,12 +49,123 @@ class QualityThresholds:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ProjectionSettings:
+    """The build config's ``projection``: marker projection on or off, and its markers.
+
+    Square brackets are the default: NLLB copies them through translation far more
+    reliably than other marker pairs (EasyProject).
+    """
+
+    markers: bool = True
+    open: str = "["
+    close: str = "]"
+
+    @classmethod
+    def from_config(cls, values: dict | None) -> ProjectionSettings:
+        if values is not None and not isinstance(values, dict):
+            raise ValueError(f"projection must be a mapping such as {{markers: true, open: '[', close: ']'}}, "
+                             f"not {values!r}")
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown projection settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        settings = cls(**values)
+        if not isinstance(settings.markers, bool):
+            raise ValueError(f"projection 'markers' must be true or false, not {settings.markers!r}")
+        for name in ("open", "close"):
+            value = getattr(settings, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"projection '{name}' must be a non-blank string, not {value!r}")
+        if settings.open in settings.close or settings.close in settings.open:
+            raise ValueError(f"projection markers must differ and not contain each other: "
+                             f"{settings.open!r}, {settings.close!r}")
+        return settings
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Projection:
     start: int | None
     kind: str  # PROJECTION_* constant
     text: str | None  # the passage span matched (the answer text of the row)
     score: float | None = None
+
+
+# What became of a row's marked sentence (counted per language in the manifest).
+MARKER_PROJECTED = "projected"  # span read between the markers and found in the unmarked sentence
+MARKER_LOST = "lost"  # a marker is missing, or they come in the wrong order
+MARKER_DUPLICATED = "duplicated"  # a marker occurs more than once (repeated or nested spans)
+MARKER_EMPTY = "empty"  # nothing between the markers
+MARKER_NOT_IN_SENTENCE = "not_in_sentence"  # the span does not occur in the unmarked translation
+MARKER_NOT_MARKED = "not_marked"  # no marked sentence: the answer crosses a sentence boundary, or the
+#                                   English sentence holds a marker itself
+MARKER_OUTCOMES = (MARKER_PROJECTED, MARKER_LOST, MARKER_DUPLICATED, MARKER_EMPTY, MARKER_NOT_IN_SENTENCE,
+                   MARKER_NOT_MARKED)
+
+
+def mark_answer(sentence: str, start: int, end: int, settings: ProjectionSettings) -> str | None:
+    """``sentence`` with ``sentence[start:end]`` (outer whitespace trimmed) between the markers.
+
+    None when the result could not be read back unambiguously: an empty span, a span outside
+    the sentence, or a sentence that already holds one of the markers.
+    """
+    if start < 0 or end > len(sentence):
+        return None
+    while start < end and sentence[start].isspace():
+        start += 1
+    while end > start and sentence[end - 1].isspace():
+        end -= 1
+    if start >= end or settings.open in sentence or settings.close in sentence:
+        return None
+    return f"{sentence[:start]}{settings.open}{sentence[start:end]}{settings.close}{sentence[end:]}"
+
+
+@dataclass(frozen=True)
+class MarkedSpan:
+    text: str | None  # the span between the markers (stripped), None unless outcome is usable
+    position: int | None  # where the open marker stands in the marked translation
+    outcome: str  # MARKER_* constant
+
+
+def read_marked(marked: str, settings: ProjectionSettings) -> MarkedSpan:
+    """The span between the markers of a marked translation: exactly one of each, in order, not empty."""
+    opens, closes = marked.count(settings.open), marked.count(settings.close)
+    if opens > 1 or closes > 1:
+        return MarkedSpan(None, None, MARKER_DUPLICATED)
+    begin, end = marked.find(settings.open), marked.find(settings.close)
+    if begin < 0 or end < 0 or end < begin:
+        return MarkedSpan(None, None, MARKER_LOST)
+    text = marked[begin + len(settings.open):end].strip()
+    if not text:
+        return MarkedSpan(None, begin, MARKER_EMPTY)
+    return MarkedSpan(text, begin, MARKER_PROJECTED)
+
+
+def project_marked(marked: str, sentence: str, settings: ProjectionSettings) -> tuple[Projection, str]:
+    """(projection into ``sentence``, MARKER_* outcome) from the marked translation of that sentence.
+
+    The span must occur in ``sentence`` (the unmarked translation): verbatim, the occurrence
+    nearest the marker's position, else after normalisation. Offsets are within ``sentence``.
+    """
+    span = read_marked(marked, settings)
+    if span.text is None:
+        return Projection(None, PROJECTION_NONE, None), span.outcome
+    occurrences = []
+    at = sentence.find(span.text)
+    while at >= 0:
+        occurrences.append(at)
+        at = sentence.find(span.text, at + 1)
+    if occurrences:
+        start = min(occurrences, key=lambda k: abs(k - (span.position or 0)))
+        return Projection(start, PROJECTION_MARKER, span.text, 100.0), MARKER_PROJECTED
+    found = _find_normalized(span.text, sentence)
+    if found is not None:
+        begin, end = found
+        return Projection(begin, PROJECTION_MARKER, sentence[begin:end], 100.0), MARKER_PROJECTED
+    return Projection(None, PROJECTION_NONE, None), MARKER_NOT_IN_SENTENCE
 
 
 _PUNCT_CATEGORIES = ("P", "S")
@@ -81,6 +197,22 @@ def normalize_text(text: str) -> str:
     return _normalized_with_map(text)[0]
 
 
+def _find_normalized(answer: str, passage: str,
+                     normalized: tuple[str, list[int]] | None = None) -> tuple[int, int] | None:
+    """(begin, end) in ``passage`` of ``answer`` compared after normalisation, or None.
+
+    ``normalized``: ``_normalized_with_map(passage)`` when the caller has it already.
+    """
+    norm_answer = normalize_text(answer)
+    if not norm_answer:
+        return None
+    norm_passage, offsets = normalized or _normalized_with_map(passage)
+    i = norm_passage.find(norm_answer)
+    if i < 0:
+        return None
+    return offsets[i], offsets[i + len(norm_answer) - 1] + 1
+
+
 def project_answer(answer: str, passage: str, fuzzy_threshold: float = 85.0) -> Projection:
     """Locate ``answer`` in ``passage``; ``Projection(None, "none", None)`` when not found."""
     answer_stripped = answer.strip()
@@ -89,13 +221,12 @@ def project_answer(answer: str, passage: str, fuzzy_threshold: float = 85.0) -> 
     start = passage.find(answer_stripped)
     if start >= 0:
         return Projection(start, PROJECTION_EXACT, answer_stripped, 100.0)
-    norm_answer = normalize_text(answer_stripped)
     norm_passage, offsets = _normalized_with_map(passage)
-    if norm_answer:
-        i = norm_passage.find(norm_answer)
-        if i >= 0:
-            begin, end = offsets[i], offsets[i + len(norm_answer) - 1] + 1
-            return Projection(begin, PROJECTION_NORMALIZED, passage[begin:end], 100.0)
+    found = _find_normalized(answer_stripped, passage, (norm_passage, offsets))
+    if found is not None:
+        begin, end = found
+        return Projection(begin, PROJECTION_NORMALIZED, passage[begin:end], 100.0)
+    norm_answer = normalize_text(answer_stripped)
     if not norm_answer or not norm_passage:
         return Projection(None, PROJECTION_NONE, None)
     from rapidfuzz import fuzz

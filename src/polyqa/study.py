@@ -23,15 +23,24 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from polyqa import languages as L
 from polyqa import paths
 from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
 from polyqa.corpus.manifest import Manifest
+from polyqa.errors import (
+    ConfigError,
+    PolyqaError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_languages,
+    check_number,
+)
 from polyqa.languages import ENGLISH
+from polyqa.locking import OutputLock
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +88,9 @@ class StudyConfig:
     notes: str = ""  # what the reader must know about this run (scale, model); printed in the report
 
     def __post_init__(self) -> None:
-        self.language_order = L.normalize_many(self.language_order)
-        self.unseen = L.normalize_many(self.unseen)
+        self.language_order = check_languages("language_order", self.language_order, optional=False)
+        self.unseen = check_languages("unseen", self.unseen, optional=False)
+        check_study_config(self)
         overlap = sorted(set(self.language_order) & set(self.unseen))
         if overlap:
             raise ValueError(f"study {self.name}: languages both trained on and unseen: {overlap}")
@@ -100,21 +110,108 @@ class StudyConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown setting(s) {unknown}", where=source, todo=f"known: {sorted(known)}")
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+                   and f.name not in data]
+        if missing:
+            raise ConfigError(f"missing required setting(s) {missing}", where=source)
         try:
             return cls(**dict(data))
-        except TypeError as exc:
-            raise ValueError(f"{source}: {exc}") from exc
+        except PolyqaError as exc:
+            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
+            raise ConfigError(what, where=source, todo=exc.todo) from exc
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), where=source) from exc
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
-        import yaml
+        from polyqa.train.config import read_yaml  # names the file on unreadable, non-UTF-8 or bad YAML
 
-        data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a study config must be a mapping")
+        data = read_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data, source=str(path))
+
+
+# Training settings each cell sets itself: a value under ``train`` would be silently replaced.
+CELL_TRAIN_SETTINGS = ("corpus", "output_dir", "base_model", "languages", "strategy", "languages_per_batch",
+                       "seed", "resume")
+# Evaluation settings the study sets (model, output, held-out articles, embedding cache).
+CELL_EVAL_SETTINGS = ("model", "output", "articles_file", "cache_dir")
+SPLIT_SETTINGS = ("data_dir", "heldout_fraction", "seed")
+
+
+def check_study_config(config: StudyConfig) -> None:
+    """ConfigError naming the first invalid setting of a study (the per-cell train and evaluate
+    settings are checked by TrainConfig and EvaluationConfig themselves)."""
+    from polyqa.encoders import check_model_name
+    from polyqa.evaluate.config import EvaluationConfig
+    from polyqa.train.config import TrainConfig
+
+    for name in ("name", "results_dir", "work_dir"):
+        if not isinstance(getattr(config, name), str) or not getattr(config, name).strip():
+            raise ConfigError(f"{name} must be set (text), got {getattr(config, name)!r}")
+    if not isinstance(config.corpus, (str, Mapping)) or not config.corpus:
+        raise ConfigError("corpus must be a corpus folder or a build config (mapping)", todo="set corpus")
+    check_model_name(config.base_model, "base_model")
+    for name in ("language_counts", "strategies", "languages_per_batch", "seeds", "seed_cells", "evaluate"):
+        if not isinstance(getattr(config, name), list):
+            raise ConfigError(f"{name} must be a list, got {getattr(config, name)!r}")
+    if not config.language_order:
+        raise ConfigError("language_order must list at least one language")
+    for n in config.language_counts:
+        check_int("language_counts[]", n, minimum=1)
+    for cap in config.languages_per_batch:
+        check_int("languages_per_batch[]", cap, minimum=1, optional=True)
+    for seed in config.seeds:
+        check_int("seeds[]", seed, minimum=0)
+    for i, extra in enumerate(config.seed_cells):
+        if not isinstance(extra, Mapping) or set(extra) - {"n_languages", "strategy", "seeds"} \
+                or not {"n_languages", "strategy"} <= set(extra):
+            raise ConfigError(f"seed_cells[{i}] must be {{n_languages, strategy, seeds}}, got {extra!r}")
+        check_int(f"seed_cells[{i}].n_languages", extra["n_languages"], minimum=1)
+        check_choice(f"seed_cells[{i}].strategy", extra["strategy"], STRATEGIES)
+        for seed in extra.get("seeds") or []:
+            check_int(f"seed_cells[{i}].seeds[]", seed, minimum=0)
+    check_bool("include_zero_shot", config.include_zero_shot)
+    if config.split is not None:
+        split = config.split
+        if not isinstance(split, Mapping) or "data_dir" not in split or set(split) - set(SPLIT_SETTINGS):
+            raise ConfigError(f"split must be a mapping of {list(SPLIT_SETTINGS)} with data_dir, got {split!r}")
+        check_number("split.heldout_fraction", split.get("heldout_fraction", 0.25), above=0.0, below=1.0)
+        check_int("split.seed", split.get("seed", 0), minimum=0)
+    if not isinstance(config.train, Mapping):
+        raise ConfigError(f"train must be a mapping of training settings, got {config.train!r}")
+    per_cell = sorted(set(config.train) & set(CELL_TRAIN_SETTINGS))
+    if per_cell:
+        raise ConfigError(f"train: {per_cell} are set by the study for each cell",
+                          todo="use base_model, language_order, strategies, languages_per_batch and seeds")
+    try:
+        TrainConfig.from_dict({**config.train, "corpus": "study-corpus", "output_dir": "study-output"},
+                              source="train")
+    except PolyqaError as exc:
+        raise ConfigError(f"train: {exc.what}", todo=exc.todo) from None
+    for i, spec in enumerate(config.evaluate):
+        if not isinstance(spec, Mapping) or "benchmark" not in spec:
+            raise ConfigError(f"evaluate[{i}] must be a mapping with a benchmark, got {spec!r}")
+        spec = dict(spec)
+        held_out = spec.pop("held_out", False)
+        check_bool(f"evaluate[{i}].held_out", held_out)
+        if held_out and not config.split:
+            raise ConfigError(f"evaluate[{i}]: held_out needs a split (the held-out articles come from it)",
+                              todo="add split: {data_dir, heldout_fraction, seed}, or drop held_out")
+        set_by_study = sorted(set(spec) & set(CELL_EVAL_SETTINGS))
+        if set_by_study:
+            raise ConfigError(f"evaluate[{i}]: {set_by_study} are set by the study")
+        try:
+            EvaluationConfig.from_dict({**spec, "model": "minilm", "output": "study-eval.json"},
+                                       source=f"evaluate[{i}]")
+        except PolyqaError as exc:
+            raise ConfigError(f"evaluate[{i}]: {exc.what}", todo=exc.todo) from None
+    estimate = config.translation_estimate
+    if not isinstance(estimate, Mapping) or set(estimate) != {"tokens_per_word", "tokens_per_second"}:
+        raise ConfigError(f"translation_estimate must be {{tokens_per_word, tokens_per_second}}, got {estimate!r}")
+    for key, value in estimate.items():
+        check_number(f"translation_estimate.{key}", value, above=0.0)
 
 
 @dataclass(frozen=True)
@@ -311,6 +408,20 @@ def _metrics_row(bench: str, result: Mapping[str, Any], seen: set[str], unseen: 
     return row
 
 
+def pairs_used_and_skipped(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A training run's (qa_id, language) rows used and skipped, and the skipped ones per reason
+    summed over languages (a JSON object, one column whatever the reasons)."""
+    reasons: dict[str, int] = {}
+    for per_lang in (record.get("skipped_rows") or {}).values():
+        for reason, n in per_lang.items():
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+    return {
+        "train_pairs_used": sum(int(n) for n in (record.get("usable_rows") or {}).values()),
+        "train_pairs_skipped": int(record.get("skipped_rows_total") or 0),
+        "train_pairs_skipped_reasons": json.dumps({k: v for k, v in sorted(reasons.items()) if v}),
+    }
+
+
 def run_cell(
     config: StudyConfig,
     cell: Cell,
@@ -352,10 +463,12 @@ def run_cell(
             train_peak_rss_mb=(record.get("peak_rss_bytes") or 0) / 2**20,
             train_loss_first=record.get("training_loss_first"),
             train_loss_last=record.get("training_loss_last"),
+            **pairs_used_and_skipped(record),
         )
         row.update(translation_cost(config, corpus_dir, manifest, cell.languages))
     else:
         row.update(train_steps=0, train_examples=0, train_tokens=0, train_seconds=0.0,
+                   train_pairs_used=0, train_pairs_skipped=0, train_pairs_skipped_reasons="{}",
                    translation_segments=0, translation_tokens=0, translation_seconds=0.0,
                    translation_estimated=False)
     seen = set(cell.languages)
@@ -440,7 +553,9 @@ class StudyJob:
 
     def __init__(self, config: StudyConfig, only_cells: Iterable[str] | None = None) -> None:
         self.config = config
-        self.plan = prepare_study(config)
+        # One writer per results folder: opening writes the split files, running writes cells and the report.
+        with self.lock():
+            self.plan = prepare_study(config)
         self.wanted = set(only_cells) if only_cells else None
         unknown = sorted(self.wanted - {c.label for c in self.plan.cells}) if self.wanted else []
         if unknown:
@@ -461,15 +576,27 @@ class StudyJob:
         return plan.finished(i) or run_cell(plan.config, plan.cells[i], plan.corpus_dir, plan.manifest,
                                             plan.heldout_file, plan.keys[i])
 
+    def report_path(self) -> Path:
+        return Path(paths.expand(self.config.results_dir)) / "REPORT.md"
+
     def finish(self) -> list[dict[str, Any]]:
         """Every finished cell's row, in grid order, written as the table, plots and report."""
         rows = [row for i in range(len(self.plan.cells)) if (row := self.plan.finished(i)) is not None]
         write_results(self.config, rows, self.plan.skipped)
         return rows
 
+    def lock(self) -> OutputLock:
+        """The results folder's lock; a second study on it is refused, naming the holder."""
+        return OutputLock(paths.expand(self.config.results_dir), "polyqa study")
+
     def run(self, execute: Callable[[int], Any] | None = None,
             progress: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
         """The cell loop: every pending cell through ``execute`` (default: in this process), then finish."""
+        with self.lock():
+            return self._run(execute, progress)
+
+    def _run(self, execute: Callable[[int], Any] | None,
+             progress: Callable[[str], None]) -> list[dict[str, Any]]:
         execute = execute or self.run_cell
         todo = self.pending()
         done = len(self.plan.cells) - len(todo)

@@ -159,15 +159,16 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
     lines += _findings(rows, bench)
     lines += ["", f"## All cells ({name}, mAP)", ""]
     lines.append("| cell | mono | cross | multi | multi seen | multi unseen | rank dist. | train tokens | train s | "
-                 "translation tokens | est. |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "translation tokens | est. | pairs used | pairs skipped (why) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["n_languages"], r["strategy"], str(r["languages_per_batch"]), r["seed"])):
         lines.append(
             f"| {r['cell']} | {_fmt(r.get(f'{bench}_monolingual_map'))} | {_fmt(r.get(f'{bench}_cross_lingual_map'))}"
             f" | {_fmt(r.get(f'{bench}_multilingual_map'))} | {_fmt(r.get(f'{bench}_multilingual_map_seen'))}"
             f" | {_fmt(r.get(f'{bench}_multilingual_map_unseen'))} | {_fmt(r.get(f'{bench}_rank_distance'), 1)}"
             f" | {_fmt(r.get('train_tokens'))} | {_fmt(r.get('train_seconds'), 0)} | {_fmt(r.get('translation_tokens'))}"
-            f" | {'yes' if r.get('translation_estimated') else 'no'} |"
+            f" | {'yes' if r.get('translation_estimated') else 'no'} | {_fmt(r.get('train_pairs_used'))}"
+            f" | {_skipped(r)} |"
         )
     if skipped:
         lines += ["", "Combinations left out of the grid:", ""]
@@ -184,10 +185,28 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         "differences smaller than that spread are not findings.",
         "- Translation cost marked `est.` is estimated from the English text (words x tokens per word) "
         "and an engine throughput, because the corpus was imported, not translated.",
+        "- *pairs used* / *pairs skipped*: (question, language) rows the training drew from or left out "
+        "(summed over the cell's languages); `quality_pass_false` rows failed a quality check, "
+        "`null_positive` rows have no positive (no answer sentence when training on sentences).",
         "- Compute is measured on the machine that ran the study, which may have been shared with other "
         "work: training tokens are exact, seconds are indicative only and not portable.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _skipped(row: Mapping[str, Any]) -> str:
+    """'5 (null_positive 3, quality_pass_false 2)' from a cell's skipped-pair columns."""
+    import json
+
+    total = row.get("train_pairs_skipped")
+    if total is None:
+        return "–"
+    try:
+        reasons = json.loads(row.get("train_pairs_skipped_reasons") or "{}")
+    except ValueError:
+        reasons = {}
+    why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return f"{total} ({why})" if why else str(total)
 
 
 def _trend(by_n: Mapping[int, Sequence[float]], digits: int = 3) -> str:

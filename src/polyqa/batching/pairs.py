@@ -33,6 +33,7 @@ POSITIVE_FIELD = {"passage": "passage", "sentence": "answer_sentence"}
 SKIP_QUALITY = "quality_pass_false"
 SKIP_NULL_POSITIVE = "null_positive"
 SKIP_NO_HARD_NEGATIVE = "no_hard_negative"
+SKIP_HELD_OUT = "held_out_article"  # the row's title is held out for evaluation
 
 
 @dataclass
@@ -71,6 +72,7 @@ class TrainingPairs:
         from polyqa.corpus.schema import QUARANTINE_SCHEMA
 
         fields_of = {SKIP_QUALITY: "quality_pass", SKIP_NULL_POSITIVE: POSITIVE_FIELD[self.positive],
+                     SKIP_HELD_OUT: "title",
                      SKIP_NO_HARD_NEGATIVE: "sentences" if self.positive == "sentence" else "title"}
         out: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
         for lang, (rows, reasons) in self.skipped_rows.items():
@@ -171,6 +173,7 @@ def load_training_pairs(
     positive: str = "passage",
     hard_negatives: bool = False,
     quality_filter: bool = True,
+    exclude_titles: set[str] | frozenset[str] | None = None,
 ) -> TrainingPairs:
     """Read the training languages of an aligned corpus into ``TrainingPairs``.
 
@@ -178,7 +181,8 @@ def load_training_pairs(
     sentence, as LAReQA evaluation retrieves sentences). ``hard_negatives``:
     add a ``negative`` text per row (the neighbouring sentence of the answer
     sentence, or the next passage of the same article); rows without one are
-    skipped and counted.
+    skipped and counted. ``exclude_titles``: rows of these articles are never used
+    (held out for evaluation; skipped as ``held_out_article``).
     """
     if positive not in POSITIVE_KINDS:
         raise ValueError(f"positive must be one of {POSITIVE_KINDS}, got {positive!r}")
@@ -218,17 +222,25 @@ def load_training_pairs(
         quality_ok = pc.fill_null(quality, False).to_numpy(zero_copy_only=False).astype(bool)
         if not quality_filter:  # every row counts, whatever its quality flags say
             quality_ok = np.ones(len(quality_ok), dtype=bool)
+        kept = np.ones(len(quality_ok), dtype=bool)
+        if exclude_titles:
+            held = pc.is_in(table.column("title"), value_set=pa.array(sorted(exclude_titles), pa.string()))
+            kept = ~pc.fill_null(held, False).to_numpy(zero_copy_only=False).astype(bool)
+        quality_ok_kept = quality_ok & kept
         if positive == "passage":
             pos = table.column("passage").combine_chunks()
             pos_ok = ~np.asarray(pos.is_null().to_numpy(zero_copy_only=False))
         else:
             pos, pos_ok = _sentence_positives(table)
         reasons = {
-            SKIP_QUALITY: int((~quality_ok).sum()),
-            SKIP_NULL_POSITIVE: int((quality_ok & ~pos_ok).sum()),
+            SKIP_QUALITY: int((kept & ~quality_ok).sum()),
+            SKIP_NULL_POSITIVE: int((quality_ok_kept & ~pos_ok).sum()),
         }
-        usable = quality_ok & pos_ok
-        why = np.where(~quality_ok, SKIP_QUALITY, np.where(~pos_ok, SKIP_NULL_POSITIVE, ""))
+        if exclude_titles:
+            reasons[SKIP_HELD_OUT] = int((~kept).sum())
+        usable = quality_ok_kept & pos_ok
+        why = np.where(~kept, SKIP_HELD_OUT,
+                       np.where(~quality_ok, SKIP_QUALITY, np.where(~pos_ok, SKIP_NULL_POSITIVE, "")))
         if hard_negatives:
             neg, neg_ok = (_sentence_negatives if positive == "sentence" else _passage_negatives)(table)
             reasons[SKIP_NO_HARD_NEGATIVE] = int((usable & ~neg_ok).sum())

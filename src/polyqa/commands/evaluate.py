@@ -1,9 +1,15 @@
-"""`polyqa evaluate`: zero-shot retrieval evaluation on XQuAD-R, MLQA-R or MIRACL.
+"""`polyqa evaluate`: zero-shot retrieval evaluation on XQuAD-R, MLQA-R, any SQuAD-format parallel set,
+a polyqa corpus, or MIRACL.
 
 Works the same for any SentenceTransformer (a fine-tuned polyqa model folder, a
-hub id, or an alias such as ``minilm`` for the bundled offline all-MiniLM-L6-v2
-or ``xlm-r``), so baselines and fine-tuned models sit side by side. Writes
-OUT.json, OUT.md and (for LAReQA benchmarks) OUT.heatmap.png.
+hub id, or an alias such as minilm for the bundled offline all-MiniLM-L6-v2
+or xlm-r), so baselines and fine-tuned models sit side by side. Models load
+from safetensors weights only. Writes OUT.json, OUT.md and (for the LAReQA
+protocol) OUT.heatmap.png.
+
+On articles held out of your own corpus (train with exclude_titles_file):
+  polyqa evaluate --model RUN/model --benchmark polyqa-corpus --data-dir CORPUS \
+      --articles-file heldout.txt --output OUT.json
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "evaluate",
-        help="Zero-shot retrieval evaluation (XQuAD-R, MLQA-R: mAP, R@k, rank distance; MIRACL: nDCG@10, Recall@100).",
+        help="Zero-shot retrieval evaluation (XQuAD-R, MLQA-R, SQuAD-format sets, polyqa corpora: mAP, R@k, "
+        "rank distance; MIRACL: nDCG@10, Recall@100).",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # Options left out stay out of the namespace: EvaluationConfig alone holds the defaults.
@@ -47,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", dest="cache", action="store_false", help="do not save or reuse embeddings on disk")
     p.add_argument("--cache-dir", help=helps("cache_dir"))
     p.add_argument("--chunk-size", type=int, help=helps("chunk_size"))
+    p.add_argument("--trust-remote-code", action="store_true", help=helps("trust_remote_code"))
     p.set_defaults(func=run)
 
 
@@ -70,12 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from polyqa.evaluate.run import run_evaluation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = EvaluationConfig.from_dict(settings_from_args(args), source="polyqa evaluate")
-        result = run_evaluation(config)
-    except (OSError, ValueError) as exc:  # bad paths, formats, languages, settings: one line, exit 2
-        print(f"error: {exc}")
-        return 2
+    # Failures (bad paths, formats, languages, settings) reach polyqa.cli: one line on stderr, exit 2.
+    config = EvaluationConfig.from_dict(settings_from_args(args), source="polyqa evaluate")
+    result = run_evaluation(config)
     print(summary_line(result))
     print(f"wrote {config.output}")
     return 0

@@ -9,7 +9,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "study",
         help="Language-scaling study: zero-shot retrieval against the number of training languages.",
-        description=__doc__,
+        description="Train and evaluate a grid of cells (number of training languages x batch strategy x "
+        "languages-per-batch cap x seed), each with the same step budget, and write the table, plots and "
+        "REPORT.md to the results folder. Finished cells are kept and skipped on a rerun; the results folder "
+        "is locked while a study runs.",
     )
     p.add_argument("--config", required=True, help="study YAML (see configs/cpu-scaling.yaml)")
     p.add_argument("--results-dir", default=None, help="override the config's results_dir")
@@ -26,11 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from polyqa.study import StudyConfig, StudyJob, plan_cells
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = StudyConfig.from_yaml(args.config, results_dir=args.results_dir, work_dir=args.work_dir)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+    # Failures (settings, paths, a locked results folder) reach polyqa.cli: one line, exit 2.
+    config = StudyConfig.from_yaml(args.config, results_dir=args.results_dir, work_dir=args.work_dir)
     if args.plan:
         cells, skipped = plan_cells(config)
         for cell in cells:

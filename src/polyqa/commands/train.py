@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train a SentenceTransformer with in-batch negatives on an aligned polyqa corpus. "
             "Settings come from a YAML file whose keys are polyqa.train.TrainConfig's fields "
-            "(see configs/train-*.yaml); the options below override it. Several GPUs: "
+            "(see configs/train-*.yaml); the options below override it. The output folder is locked "
+            "while training (a second run on it is refused); resume skips unfinished checkpoints. "
+            "Leave articles out for evaluation with exclude_titles_file or heldout_fraction "
+            "(written to OUTPUT/heldout_articles.txt). Several GPUs: "
             "torchrun --nproc_per_node N -m polyqa.cli train --config FILE."
         ),
     )
@@ -54,11 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from polyqa.train import TrainJob
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        job = TrainJob(load_config(args))
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+    # Failures (settings, corpus, a locked output, a full disk) reach polyqa.cli: one line, exit 2.
+    job = TrainJob(load_config(args))
     result = job.run()
     summary = {
         "model_dir": str(result.model_dir),

@@ -6,22 +6,43 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("validate", help="Check a corpus against its manifest and the corpus contract.")
+    p = subparsers.add_parser(
+        "validate", help="Check a corpus against its manifest and the corpus contract.",
+        description="Check a corpus folder: every shard listed in the manifest with its checksum and row count, "
+        "no stray or damaged files (each named, with the rows a damaged shard still holds), the schema, "
+        "alignment across languages and the counts. Exit 0 when all hold, 1 when some do not, 2 when there "
+        "is no corpus to check.")
     p.add_argument("corpus_dir", help="corpus folder (with manifest.json)")
     p.add_argument("--write-card", action="store_true", help="also regenerate the corpus' data card")
-    p.add_argument("--cards-dir", default="data_cards", help="where --write-card puts <corpus-name>.md")
+    p.add_argument("--cards-dir", default=None, help="with --write-card, also copy the card to DIR/<corpus-name>.md")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from polyqa.corpus.validate import validate_corpus
+    """Exit 0: the corpus holds; 1: it has problems (listed); 2: there is no corpus to check."""
+    from pathlib import Path
 
-    report = validate_corpus(args.corpus_dir)
+    from polyqa.corpus.manifest import MANIFEST_FILE
+    from polyqa.corpus.validate import validate_corpus
+    from polyqa.errors import PolyqaError
+
+    folder = Path(args.corpus_dir)
+    todo = "pass a corpus folder (the --output of build-corpus or import-parallel)"
+    if not folder.exists():
+        raise PolyqaError("no such folder", where=str(folder), todo=todo)
+    if not folder.is_dir():
+        raise PolyqaError("a file, not a corpus folder", where=str(folder), todo=todo)
+    if not (folder / MANIFEST_FILE).exists():
+        raise PolyqaError("not a polyqa corpus (no manifest.json)", where=str(folder),
+                          todo=todo + "; a build stopped before its first shard has none yet: rerun it")
+    report = validate_corpus(folder)
     print(report.text())
     if report.ok and args.write_card:
         from polyqa.cards import write_cards
+        from polyqa.corpus.job import remember_card
         from polyqa.corpus.manifest import Manifest
 
-        for path in write_cards(args.corpus_dir, Manifest.load(args.corpus_dir), args.cards_dir):
+        for path in write_cards(folder, Manifest.load(folder), args.cards_dir):
             print(f"wrote {path}")
+        remember_card(folder)  # so a later build knows README.md is polyqa's card, not the user's
     return 0 if report.ok else 1

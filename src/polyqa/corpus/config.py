@@ -14,8 +14,9 @@ import yaml
 
 from polyqa import languages as L
 from polyqa import paths
+from polyqa.errors import ConfigError
 from polyqa.languages import ENGLISH
-from polyqa.quality import QualityThresholds
+from polyqa.quality import ProjectionSettings, QualityThresholds
 
 
 @dataclass
@@ -36,9 +37,11 @@ class BuildConfig:
     decoding: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)  # device, inter_threads, intra_threads
     quality: dict[str, Any] = field(default_factory=dict)
+    # Answer span projection: {markers: true, open: "[", close: "]"} (see polyqa.quality.ProjectionSettings)
+    projection: dict[str, Any] = field(default_factory=dict)
     exclude_passages_from: list[str] = field(default_factory=list)
     dedup_questions: bool = True  # same question on the same passage under another id -> quarantine
-    card_dir: str | None = "data_cards"
+    card_dir: str | None = None  # a folder to copy the card to; it always goes to <corpus>/README.md
 
     # Keys that change where things are cached or shown, not what the corpus holds.
     _NOT_CONTENT = ("models_dir", "tiny_model_dir", "cache", "engine", "card_dir")
@@ -53,9 +56,9 @@ class BuildConfig:
         config.languages = [lang for lang in L.normalize_many(list(config.languages)) if lang != ENGLISH]
         if config.format not in ("arrow", "parquet"):
             raise ValueError(f"config 'format' must be arrow or parquet, not {config.format!r}")
-        if int(config.shard_rows) < 1:
-            raise ValueError("config 'shard_rows' must be at least 1")
-        QualityThresholds.from_config(config.quality)  # fail early on unknown thresholds
+        check_numbers(config)
+        # Stored complete, so the fingerprint is the same whether defaults are written out or not.
+        config.projection = ProjectionSettings.from_config(config.projection).as_dict()
         if not config.sources:
             raise ValueError("config has no sources")
         return config
@@ -65,7 +68,7 @@ class BuildConfig:
         try:
             return cls.from_dict({**read_yaml(path), **(overrides or {})})
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
     def default(cls, overrides: Mapping[str, Any] | None = None) -> BuildConfig:
@@ -86,6 +89,9 @@ class BuildConfig:
     def thresholds(self) -> QualityThresholds:
         return QualityThresholds.from_config(self.quality)
 
+    def projection_settings(self) -> ProjectionSettings:
+        return ProjectionSettings.from_config(self.projection)
+
     @property
     def models_path(self) -> Path:
         return Path(paths.expand(self.models_dir))
@@ -99,11 +105,95 @@ class BuildConfig:
         return Path(paths.expand(self.cache)) if self.cache else None
 
 
+COMPRESSIONS = {"arrow": ("zstd", "lz4", "none"), "parquet": ("zstd", "snappy", "gzip", "brotli", "lz4", "none")}
+ENGINE_KEYS = ("device", "device_index", "inter_threads", "intra_threads")
+
+
+def _number(value: Any, integer: bool = False) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config {key!r} must be {rule}, not {value!r}")
+
+
+def check_numbers(config: BuildConfig) -> None:
+    """Every number of the config in range, so a bad value fails here and not in the middle of a build."""
+    if isinstance(config.shard_rows, int) and not isinstance(config.shard_rows, bool) and config.shard_rows < 1:
+        raise ConfigError(f"config 'shard_rows' must be at least 1, not {config.shard_rows!r}")
+    _require(_number(config.shard_rows, integer=True), "shard_rows", "an integer of at least 1", config.shard_rows)
+    _require(config.compression in COMPRESSIONS[config.format], "compression",
+             f"one of {', '.join(COMPRESSIONS[config.format])} for {config.format}", config.compression)
+    from polyqa.translate.convert import QUANTIZATIONS
+
+    _require(config.quantization in QUANTIZATIONS, "quantization", f"one of {', '.join(QUANTIZATIONS)}",
+             config.quantization)
+    _require(isinstance(config.decoding, Mapping), "decoding", "a mapping", config.decoding)
+    _require(isinstance(config.engine, Mapping), "engine", "a mapping", config.engine)
+    _require(isinstance(config.quality, Mapping), "quality", "a mapping", config.quality)
+    from polyqa.translate.engine import DecodingSettings
+
+    known = {f.name: f.default for f in fields(DecodingSettings)}
+    unknown = sorted(set(config.decoding) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown decoding settings {unknown}; known: {sorted(known)}")
+    decoding_rules = {"beam_size": (1, True), "max_length_ratio": (0, False), "max_length_extra": (0, True),
+                      "no_repeat_ngram_size": (0, True), "repetition_penalty": (0, False),
+                      "max_batch_tokens": (1, True), "max_output_tokens": (1, True),
+                      "min_output_tokens": (0, True), "max_input_tokens": (3, True)}
+    for key, value in config.decoding.items():
+        low, integer = decoding_rules.get(key, (0, False))
+        if key == "max_output_tokens" and value is None:
+            continue
+        _require(_number(value, integer) and value >= low, f"decoding.{key}",
+                 f"{'an integer' if integer else 'a number'} of at least {low}", value)
+    if config.decoding.get("repetition_penalty") is not None:
+        _require(config.decoding["repetition_penalty"] > 0, "decoding.repetition_penalty", "above 0",
+                 config.decoding["repetition_penalty"])
+    unknown = sorted(set(config.engine) - set(ENGINE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown engine settings {unknown}; known: {list(ENGINE_KEYS)}")
+    engine = config.engine
+    if "device" in engine:
+        _require(engine["device"] in ("cpu", "cuda"), "engine.device", "cpu or cuda", engine["device"])
+    for key, low in (("inter_threads", 1), ("intra_threads", 0)):
+        if engine.get(key) is not None:
+            _require(_number(engine[key], integer=True) and engine[key] >= low, f"engine.{key}",
+                     f"an integer of at least {low}", engine[key])
+    if "device_index" in engine:
+        indexes = engine["device_index"] if isinstance(engine["device_index"], list) else [engine["device_index"]]
+        _require(bool(indexes) and all(_number(i, integer=True) and i >= 0 for i in indexes), "engine.device_index",
+                 "an integer of at least 0 or a list of them", engine["device_index"])
+    check_thresholds(config.quality)
+
+
+def check_thresholds(values: Mapping[str, Any]) -> QualityThresholds:
+    """The quality thresholds, each in its range (QualityThresholds itself checks only the names)."""
+    thresholds = QualityThresholds.from_config(dict(values))
+    rules = {"min_length_ratio": (0, None), "max_length_ratio": (0, None), "max_repetition": (0, 1),
+             "repetition_ngram": (1, None), "min_langid_score": (0, 1), "fuzzy_threshold": (0, 100)}
+    for key, (low, high) in rules.items():
+        value = getattr(thresholds, key)
+        integer = key == "repetition_ngram"
+        ok = _number(value, integer) and value >= low and (high is None or value <= high)
+        rule = f"{'an integer' if integer else 'a number'} " + (f"from {low} to {high}" if high is not None
+                                                                  else f"of at least {low}")
+        _require(ok, f"quality.{key}", rule, value)
+    if thresholds.min_length_ratio > thresholds.max_length_ratio:
+        raise ConfigError(f"config 'quality.min_length_ratio' ({thresholds.min_length_ratio}) is above "
+                          f"'quality.max_length_ratio' ({thresholds.max_length_ratio})")
+    return thresholds
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(Path(path).read_text("utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8") from None
     if not isinstance(values, Mapping):
         raise ValueError("a build config must be a mapping")
     return dict(values)

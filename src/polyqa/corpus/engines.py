@@ -85,6 +85,11 @@ def model_description(config: BuildConfig, engine: Any | None) -> dict[str, Any]
                             "quantization": config.quantization, "license": model_license(config.model)}
     if engine is not None:
         info["model_info"] = dict(getattr(engine, "model_info", {}) or {})
+        ran = info["model_info"].get("quantization")
+        if ran and ran != config.quantization:
+            # A ready CTranslate2 folder runs as it was converted, whatever the config asked:
+            # the manifest says what ran, and keeps the request beside it.
+            info["quantization"], info["requested_quantization"] = ran, config.quantization
         info["model_fingerprint"] = getattr(engine, "model_fingerprint", None)
         decoding = getattr(engine, "decoding", None)
         info["decoding"] = asdict(decoding) if decoding is not None else dict(config.decoding)

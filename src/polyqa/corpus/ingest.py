@@ -3,8 +3,8 @@
 The records go to ``_work/records.arrow``, one record batch per shard
 (``shard_rows`` rows each), so memory stays bounded by one shard; unusable
 rows go to ``quarantine.arrow`` with their reason. A finished ingest of the
-same configuration is reused (``_work/ingest.json``), so a killed build
-resumes without reading the sources again.
+same configuration is reused (``_work/ingest.json``) while the staged file
+matches its checksum, so a killed build resumes without reading the sources again.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pyarrow.ipc as ipc
 
 from polyqa import paths
 from polyqa.corpus.config import BuildConfig
-from polyqa.corpus.writer import QuarantineWriter, atomic_write_bytes, sha256_file
+from polyqa.corpus.writer import QUARANTINE_FILE, QuarantineWriter, atomic_write_bytes, sha256_file
 from polyqa.languages import ENGLISH
 
 WORK_DIR = "_work"
@@ -59,7 +59,7 @@ class IngestSummary:
     sources: list[dict[str, Any]]  # per source: name, kind, license, location and its counts
     records_sha256: str  # identifies the staged records: shards built from other records are not reused
     filters: dict[str, Any]  # normaliser counts and the leakage guard
-    quarantine: dict[str, Any]  # {"rows": n, "reasons": {reason: n}}
+    quarantine: dict[str, Any]  # {"rows": n, "reasons": {reason code: n}, "sha256": of quarantine.arrow}
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,8 +154,12 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
         except (ValueError, TypeError):  # unreadable or of another polyqa version: ingest again
             staged = None
         if staged is not None and staged.config_fingerprint == config.fingerprint():
-            log(f"ingest: reusing {staged.records} staged records ({staged.n_shards} shards)")
-            return staged
+            intact = sha256_file(work / STAGE_FILE) == staged.records_sha256 and \
+                quarantine_intact(corpus_dir, staged.quarantine)
+            if intact:
+                log(f"ingest: reusing {staged.records} staged records ({staged.n_shards} shards)")
+                return staged
+            log(f"ingest: the staged records or {QUARANTINE_FILE} fail their checksum; reading the sources again")
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     guard = LeakageGuard([paths.expand(p) for p in config.exclude_passages_from]) \
@@ -180,13 +184,21 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
         filters={**{k: v for k, v in stats.items() if k != "kept_by_source"},
                  "leakage_guard_files": list(config.exclude_passages_from),
                  "leakage_guard_passages": len(guard.keys) if guard else 0},
-        quarantine={"rows": quarantine_rows, "reasons": reasons},
+        quarantine={"rows": quarantine_rows, "reasons": reasons,
+                    "sha256": sha256_file(corpus_dir / QUARANTINE_FILE)},
         seconds=round(time.perf_counter() - started, 3),
     )
     atomic_write_bytes(info_path, json.dumps(summary.as_dict(), indent=2).encode())
     log(f"ingest: {records} records in {n_shards} shards, {quarantine_rows} quarantined, "
         f"{stats['leakage_excluded']} excluded by the leakage guard")
     return summary
+
+
+def quarantine_intact(corpus_dir: str | Path, quarantine: dict[str, Any]) -> bool:
+    """True when quarantine.arrow is the file ingest wrote (by its checksum; True when none was recorded)."""
+    expected = (quarantine or {}).get("sha256")
+    path = Path(corpus_dir) / QUARANTINE_FILE
+    return expected is None or (path.is_file() and sha256_file(path) == expected)
 
 
 def read_stage_shard(corpus_dir: str | Path, index: int) -> list[dict[str, Any]]:

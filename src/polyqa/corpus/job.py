@@ -1,9 +1,9 @@
 """One corpus build as a job: opened once, its units built anywhere, recorded and finished by its owner.
 
-    job = BuildJob.open(config, output, refresh=True)   # config checked, output prepared, sources ingested
-    for unit in job.units:                              # the (shard, language) pairs still to build
-        job.record(job.build_unit(unit))
-    manifest = job.finish()                             # statistics totalled, card written, staging removed
+    with BuildJob.open(config, output, refresh=True) as job:  # output locked and checked, sources ingested
+        for unit in job.units:                                 # the (shard, language) pairs still to build
+            job.record(job.build_unit(unit))
+        manifest = job.finish()                                # statistics totalled, card written, lock released
 
 A unit is built by :func:`build_unit` (config, output, unit), a plain function
 that builds the rows AND writes the shard file in the process that runs it: on
@@ -14,26 +14,64 @@ saved after every unit, so a killed build resumes where it stopped.
 
 :func:`build_corpus` is the sequential loop (``polyqa build-corpus``, the study);
 ``flows/build_corpus.py`` runs the same job with one Prefect task per unit.
+
+What a user can rely on:
+
+- One writer per output: the job holds an exclusive :class:`~polyqa.locking.OutputLock`
+  from :meth:`BuildJob.open` until :meth:`BuildJob.finish` or :meth:`BuildJob.close`;
+  a second build refuses at once naming the holder (or waits ``wait`` seconds). The OS
+  drops the lock when a build dies, so a killed build leaves none behind.
+- Nothing of the user's is deleted. polyqa marks a folder it creates (or one it is
+  allowed into) with ``.polyqa-corpus.json``; it deletes only files it can prove it
+  wrote: the manifest, shard files, the quarantine, ``_work/``, its temporary files,
+  and ``README.md`` only while it is byte for byte a card polyqa wrote (the marker
+  keeps their checksums). A non-empty folder without the marker is refused unless
+  ``allow_non_empty``; ``overwrite`` is refused there too.
+- Crash anywhere, resume to the same bytes: every file appears under its name only
+  once complete, the manifest lists a shard only after its file is in place, the
+  next open removes temporary files of the dead build and rebuilds exactly the
+  shards the manifest lacks or whose checksum fails.
+- Corruption is repaired, never trusted: a shard failing its checksum is rebuilt,
+  a manifest that cannot be read is set aside as ``manifest.json.damaged-<stamp>``
+  (never deleted) and the corpus built again (the translation cache makes it
+  cheap), and shard files the manifest does not list are removed when the build finishes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from polyqa import paths
+from polyqa import __version__, paths
 from polyqa.corpus.config import BuildConfig, load_config
 from polyqa.corpus.engines import close_engines, get_engine, model_description, translate_segments
-from polyqa.corpus.ingest import ingest, read_stage_shard, work_dir
+from polyqa.corpus.ingest import WORK_DIR, ingest, quarantine_intact, read_stage_shard, work_dir
 from polyqa.corpus.manifest import MANIFEST_FILE, Manifest
+from polyqa.corpus.reader import SHARD_RE
 from polyqa.corpus.rows import ShardStats, is_imported, language_rows, shard_statistics, unique_segments
-from polyqa.corpus.writer import WrittenShard, to_corpus_table, write_shard
+from polyqa.corpus.validate import manifest_problem
+from polyqa.corpus.writer import (
+    QUARANTINE_FILE,
+    TEMPORARY_RE,
+    WrittenShard,
+    atomic_write_bytes,
+    temporary_files,
+    to_corpus_table,
+    write_shard,
+)
+from polyqa.errors import PolyqaError
+from polyqa.locking import HOLDER_FILE, LOCK_FILE, OutputLock, OutputLockedError
 from polyqa.translate.engine import TranslationStats
 
 Log = Callable[[str], None]
@@ -43,8 +81,12 @@ def _silent(_: str) -> None:
     pass
 
 
-class CorpusConflictError(RuntimeError):
-    """The output folder holds a corpus built from a different configuration."""
+class CorpusConflictError(PolyqaError):
+    """The output folder holds another corpus, or files that are not polyqa's."""
+
+
+class ManifestDamagedWarning(UserWarning):
+    """The manifest could not be read; it was set aside and the corpus is built again."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +141,13 @@ def assemble_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, u
     to_translate = [r for r in records if not is_imported(r, unit.lang)]
     translation: dict[str, str] = {}
     work = model = None
+    markers = config.projection_settings()
     if to_translate:
         engine = get_engine(config)
-        translation, work = translate_segments(engine, unique_segments(to_translate), unit.lang)
+        # Marked answer sentences go through the same call: cached, batched and counted like the rest.
+        translation, work = translate_segments(engine, unique_segments(to_translate, markers), unit.lang)
         model = model_description(config, engine)
-    rows = language_rows(records, unit.lang, translation, config.thresholds())
+    rows = language_rows(records, unit.lang, translation, config.thresholds(), markers)
     table = to_corpus_table(rows)
     return UnitRows(unit, table, shard_statistics(rows), work, model, round(time.perf_counter() - started, 3))
 
@@ -122,13 +166,171 @@ def build_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, unit
     return write_unit(config, output, assemble_unit(config, output, unit))
 
 
-def _prepare_output(output: Path, overwrite: bool) -> None:
-    """Create the output folder; with ``overwrite``, clear a previous polyqa corpus (never other folders)."""
-    if overwrite and output.exists():
-        if not (output / MANIFEST_FILE).exists() and any(output.iterdir()):
-            raise CorpusConflictError(f"{output} is not empty and holds no polyqa manifest; not deleting it")
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
+# -- the output folder: what polyqa owns in it ---------------------------------------------------
+
+MARKER_FILE = ".polyqa-corpus.json"  # written when polyqa creates (or is allowed into) a folder
+CARD_FILE = "README.md"
+LOCK_NAMES = (LOCK_FILE, HOLDER_FILE)
+# Names a build writes at the top of the folder; a folder polyqa is allowed into must not hold them.
+CORPUS_NAMES = (MANIFEST_FILE, QUARANTINE_FILE, CARD_FILE, WORK_DIR)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _stamp() -> str:
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+
+
+def _names(paths_: list[Path], limit: int = 5) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in paths_)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def read_marker(output: Path) -> dict[str, Any] | None:
+    """The folder's polyqa marker; None when there is none (a damaged one still proves the folder is polyqa's)."""
+    try:
+        data = json.loads((output / MARKER_FILE).read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_marker(output: Path, marker: Mapping[str, Any]) -> None:
+    atomic_write_bytes(output / MARKER_FILE, (json.dumps(marker, indent=2) + "\n").encode("utf-8"))
+
+
+def _older_corpus(output: Path) -> bool:
+    """A corpus polyqa built before folders were marked: a manifest with polyqa's own keys."""
+    try:
+        data = json.loads((output / MANIFEST_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"schema_version", "shards", "config_fingerprint"} <= set(data)
+
+
+def _refuse_foreign(output: Path, *, overwrite: bool, allow_non_empty: bool) -> list[Path] | None:
+    """None for a folder polyqa made; else the files in it, after refusing what may not be done there."""
+    if read_marker(output) is not None or _older_corpus(output):
+        return None
+    # Lock files and polyqa's temporary files (of a build that just started, or died) are not the user's.
+    others = [p for p in output.iterdir() if p.name not in LOCK_NAMES and not TEMPORARY_RE.match(p.name)]
+    if others and overwrite and not allow_non_empty:
+        raise CorpusConflictError(
+            f"--overwrite deletes only a corpus polyqa created, and polyqa did not create this folder: it holds "
+            f"{_names(others)}; not deleting anything", where=str(output),
+            todo="choose another --output, or empty the folder yourself")
+    if others and not allow_non_empty:
+        raise CorpusConflictError(
+            f"the output folder is not empty and polyqa did not create it: it holds {_names(others)}",
+            where=str(output),
+            todo="choose a new or empty folder, or pass --allow-non-empty to build beside these files")
+    clashes = [p for p in others if p.name in CORPUS_NAMES or p.name.startswith("lang=")]
+    if clashes:
+        raise CorpusConflictError(
+            f"the output folder holds files under names a corpus uses ({_names(clashes)}), which a build would "
+            "overwrite", where=str(output), todo="move them elsewhere, or choose another --output")
+    return others
+
+
+def _claim_output(output: Path, *, overwrite: bool, allow_non_empty: bool, log: Log) -> dict[str, Any]:
+    """The folder's marker, writing one when polyqa may use the folder; refuses folders that are not polyqa's."""
+    others = _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
+    marker = read_marker(output)
+    if others is None and marker is None:  # a corpus built before folders were marked
+        marker = {"polyqa": __version__, "created": None, "marked": _now()}
+        _write_marker(output, marker)
+    if marker is not None:
+        return marker
+    assert others is not None
+    marker = {"polyqa": __version__, "created": _now(), "beside": sorted(p.name for p in others)[:20]}
+    _write_marker(output, marker)
+    if others:
+        log(f"{output}: building beside {len(others)} files that are not polyqa's ({_names(others)}); "
+            "they are never touched")
+    return marker
+
+
+def remember_card(output: str | Path, marker: dict[str, Any] | None = None) -> None:
+    """Record README.md, as it is now, as a card polyqa wrote (a build replaces or removes only those)."""
+    output = Path(output)
+    marker = marker if marker is not None else (read_marker(output) or {"polyqa": __version__, "created": None})
+    sha256 = hashlib.sha256((output / CARD_FILE).read_bytes()).hexdigest()
+    marker["cards"] = [*(c for c in marker.get("cards") or [] if c != sha256), sha256][-10:]
+    _write_marker(output, marker)
+
+
+def _own_card(output: Path, marker: Mapping[str, Any]) -> bool:
+    """True when README.md is byte for byte a card polyqa wrote here."""
+    card = output / CARD_FILE
+    if not card.is_file():
+        return False
+    return hashlib.sha256(card.read_bytes()).hexdigest() in (marker.get("cards") or [])
+
+
+def _remove_temporary(output: Path, log: Log) -> None:
+    found = temporary_files(output)
+    for path in found:
+        path.unlink(missing_ok=True)
+    if found:
+        log(f"{output}: removed {len(found)} temporary files of an interrupted build ({_names(found)})")
+
+
+def shard_files(output: Path) -> list[Path]:
+    """Every file named like a shard in the folder's lang= partitions."""
+    return sorted(p for d in output.glob("lang=*") if d.is_dir() for p in d.iterdir()
+                  if SHARD_RE.match(p.name) and p.is_file())
+
+
+def _unlisted_shards(output: Path, manifest: Manifest) -> list[Path]:
+    listed = {(output / e["path"]).resolve() for e in manifest.shards}
+    return [p for p in shard_files(output) if p.resolve() not in listed]
+
+
+def _remove_shard_files(output: Path, files: list[Path]) -> None:
+    for path in files:
+        path.unlink(missing_ok=True)
+    for folder in {path.parent for path in files}:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _remove_own_files(output: Path, marker: Mapping[str, Any], log: Log) -> None:
+    """Delete the corpus polyqa wrote here (for ``overwrite`` or a refresh); every other file stays."""
+    removed = [p for p in (output / MANIFEST_FILE, output / QUARANTINE_FILE) if p.is_file()]
+    if _own_card(output, marker):
+        removed.append(output / CARD_FILE)
+    for path in removed:
+        path.unlink()
+    shards = shard_files(output)
+    _remove_shard_files(output, shards)
+    if (output / WORK_DIR).is_dir():
+        shutil.rmtree(output / WORK_DIR)
+    kept = [p for p in output.iterdir() if p.name not in (*LOCK_NAMES, MARKER_FILE)]
+    log(f"{output}: removed the previous corpus ({len(removed) + len(shards)} files)"
+        + (f"; kept {len(kept)} that polyqa did not write ({_names(kept)})" if kept else ""))
+
+
+def _load_manifest(output: Path, log: Log) -> Manifest | None:
+    """The manifest, or None; one that cannot be read is set aside (renamed, never deleted) with a warning."""
+    try:
+        manifest = Manifest.load(output)
+        problem = manifest_problem(manifest) if manifest is not None else None
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is None:
+        return manifest
+    target = output / f"{MANIFEST_FILE}.damaged-{_stamp()}"
+    os.replace(output / MANIFEST_FILE, target)
+    message = (f"{output / MANIFEST_FILE} is damaged ({problem}); moved to {target.name} and building the "
+               "corpus again (translations come from the cache)")
+    log(message)
+    warnings.warn(message, ManifestDamagedWarning, stacklevel=3)
+    return None
 
 
 def _pending(manifest: Manifest, output: Path, languages: list[str], n_shards: int) -> list[Unit]:
@@ -138,10 +340,15 @@ def _pending(manifest: Manifest, output: Path, languages: list[str], n_shards: i
 
 
 class BuildJob:
-    """An opened build of one config into one output folder; see the module docstring."""
+    """An opened build of one config into one output folder; see the module docstring.
+
+    The job holds the output's lock until :meth:`finish` or :meth:`close`; use it as a context
+    manager so a failure releases it too.
+    """
 
     def __init__(self, config: BuildConfig, output: Path, manifest: Manifest, units: list[Unit], *,
-                 up_to_date: bool, cards_dir: str | Path | None, log: Log, started: float):
+                 up_to_date: bool, cards_dir: str | Path | None, log: Log, started: float,
+                 lock: OutputLock | None = None, marker: dict[str, Any] | None = None):
         self.config = config
         self.output = output
         self.manifest = manifest
@@ -150,40 +357,76 @@ class BuildJob:
         self.cards_dir = cards_dir
         self.log = log
         self._started = started
+        self._lock = lock
+        self._marker = marker if marker is not None else {}
 
     @classmethod
     def open(cls, config: BuildConfig | Mapping[str, Any] | str | Path | None, output: str | Path, *,
-             overwrite: bool = False, refresh: bool = False, cards_dir: str | Path | None = None,
-             log: Log = _silent) -> BuildJob:
-        """Open (or resume) the build of ``config`` into ``output``.
+             overwrite: bool = False, refresh: bool = False, allow_non_empty: bool = False, wait: float = 0.0,
+             cards_dir: str | Path | None = None, log: Log = _silent) -> BuildJob:
+        """Open (or resume) the build of ``config`` into ``output``, holding the output's lock.
 
         ``config``: a BuildConfig, a mapping, a YAML path, or None for the embedded default.
-        ``overwrite`` deletes a previous polyqa corpus in ``output`` first. ``refresh`` rebuilds a
-        corpus of another configuration in ``output`` (the translation cache makes text translated
-        before free) instead of refusing it; a complete corpus of this configuration is left alone
-        either way.
+        ``overwrite`` deletes the corpus polyqa wrote in ``output`` first (never other files).
+        ``refresh`` rebuilds a corpus of another configuration in ``output`` (the translation cache
+        makes text translated before free) instead of refusing it; a complete corpus of this
+        configuration is left alone either way. ``allow_non_empty`` builds into a folder polyqa
+        did not create, beside its files. ``wait``: seconds to wait for another build of the same
+        output to finish before refusing (0: refuse at once).
         """
         started = time.perf_counter()
         config = load_config(config)
         output = Path(output)
+        if output.exists() and not output.is_dir():
+            raise CorpusConflictError("the output is a file, not a folder", where=str(output),
+                                      todo="pass a new folder, or a corpus folder, as --output")
+        if output.is_dir():  # refused before the lock file is made, so a refused folder is left as it was
+            _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
+        what = f"polyqa build-corpus ({config.name})"
+        try:
+            lock = OutputLock(output, what).acquire()
+        except OutputLockedError as exc:
+            if wait <= 0:
+                raise OutputLockedError(exc.what, where=exc.where, todo="wait for it to finish (--wait SECONDS, "
+                                        "or the flow's wait, waits for it), or choose another output") from None
+            log(f"{exc.what}; waiting up to {wait:g} s for it to finish")
+            lock = OutputLock(output, what, wait=wait).acquire()
+        try:
+            return cls._open_locked(config, output, lock, overwrite=overwrite, refresh=refresh,
+                                    allow_non_empty=allow_non_empty, cards_dir=cards_dir, log=log, started=started)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, config: BuildConfig, output: Path, lock: OutputLock, *, overwrite: bool, refresh: bool,
+                     allow_non_empty: bool, cards_dir: str | Path | None, log: Log, started: float) -> BuildJob:
+        marker = _claim_output(output, overwrite=overwrite, allow_non_empty=allow_non_empty, log=log)
+        _remove_temporary(output, log)  # we hold the lock: whoever wrote them is gone
         fingerprint = config.fingerprint()
-        stale = False
-        if refresh and not overwrite:
-            previous = Manifest.load(output) if output.is_dir() else None
-            stale = previous is not None and previous.get("config_fingerprint") != fingerprint
-            if stale:
-                log(f"{output}: configuration changed; rebuilding (cached translations are reused)")
-        _prepare_output(output, overwrite or stale)
-        manifest = Manifest.load(output)
+        manifest = _load_manifest(output, log)
+        stale = refresh and not overwrite and manifest is not None \
+            and manifest.get("config_fingerprint") != fingerprint
+        if stale:
+            log(f"{output}: configuration changed; rebuilding (cached translations are reused)")
+        if overwrite or stale:
+            _remove_own_files(output, marker, log)
+            manifest = None
         if manifest is not None and manifest.get("config_fingerprint") != fingerprint:
             raise CorpusConflictError(
-                f"{output} holds a corpus built from a different configuration "
-                f"({manifest.get('config_fingerprint')} != {fingerprint}); "
-                "choose another --output, or pass --overwrite (or --refresh to rebuild it)")
-        if manifest is not None and manifest.complete and \
-                not _pending(manifest, output, config.all_languages, manifest.n_shards):
-            log(f"{output}: complete and verified; nothing to do")
-            return cls(config, output, manifest, [], up_to_date=True, cards_dir=cards_dir, log=log, started=started)
+                f"the output holds a corpus built from a different configuration "
+                f"({manifest.get('config_fingerprint')} != {fingerprint})", where=str(output),
+                todo="choose another --output, or pass --overwrite (or --refresh to rebuild it)")
+        job = dict(cards_dir=cards_dir, log=log, started=started, lock=lock, marker=marker)
+        if manifest is not None and manifest.complete and quarantine_intact(output, manifest.get("quarantine")) \
+                and not _pending(manifest, output, config.all_languages, manifest.n_shards):
+            untidy = (output / WORK_DIR).exists() or not _own_card(output, marker) or \
+                bool(_unlisted_shards(output, manifest))
+            if not untidy:
+                log(f"{output}: complete and verified; nothing to do")
+                return cls(config, output, manifest, [], up_to_date=True, **job)
+            log(f"{output}: complete and verified; tidying up (card, staging area, stray shard files)")
+            return cls(config, output, manifest, [], up_to_date=False, **job)
         ingested = ingest(config, output, log)
         manifest = manifest or Manifest()
         manifest.describe_build(config, ingested)
@@ -194,11 +437,15 @@ class BuildJob:
         total = ingested.n_shards * len(config.all_languages)
         log(f"{ingested.records} records, {ingested.n_shards} shards x {len(config.all_languages)} languages: "
             f"{total - len(units)} of {total} shards already done; building {len(units)}")
-        return cls(config, output, manifest, units, up_to_date=False, cards_dir=cards_dir, log=log, started=started)
+        return cls(config, output, manifest, units, up_to_date=False, **job)
 
     @property
     def total_units(self) -> int:
         return self.manifest.n_shards * len(self.config.all_languages)
+
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock is not None and self._lock.held
 
     def build_unit(self, unit: Unit) -> UnitResult:
         """Build and write ``unit`` in this process (elsewhere: :func:`build_unit` with this config and output)."""
@@ -213,45 +460,84 @@ class BuildJob:
         self.manifest.save(self.output)
 
     def finish(self) -> Manifest:
-        """Total the statistics, mark the corpus complete, write the data cards and drop the staging area."""
-        if self.up_to_date:
+        """Total the statistics, mark the corpus complete, write the data cards, tidy up, release the output."""
+        try:
+            if self.up_to_date:
+                return self.manifest
+            missing = _pending(self.manifest, self.output, self.config.all_languages, self.manifest.n_shards)
+            if missing:
+                raise RuntimeError(f"{self.output}: {len(missing)} shards are still missing or fail their "
+                                   f"checksum: {[(u.index, u.lang) for u in missing[:5]]}")
+            self.manifest.total(run_seconds=time.perf_counter() - self._started)
+            self.manifest.save(self.output)
+            self._write_cards()
+            stray = _unlisted_shards(self.output, self.manifest)
+            if stray:  # named like shards but not this corpus' (an older shard count, a removed language)
+                _remove_shard_files(self.output, stray)
+                self.log(f"{self.output}: removed {len(stray)} shard files the manifest does not list "
+                         f"({_names(stray)})")
+            shutil.rmtree(work_dir(self.output), ignore_errors=True)
+            _remove_temporary(self.output, self.log)
+            close_engines()  # the models are not needed once every unit is built
             return self.manifest
-        from polyqa.cards import write_cards
+        finally:
+            self.close()
 
-        missing = _pending(self.manifest, self.output, self.config.all_languages, self.manifest.n_shards)
-        if missing:
-            raise RuntimeError(f"{self.output}: {len(missing)} shards are still missing or fail their checksum: "
-                               f"{[(u.index, u.lang) for u in missing[:5]]}")
-        self.manifest.total(run_seconds=time.perf_counter() - self._started)
-        self.manifest.save(self.output)
+    def _write_cards(self) -> None:
+        """README.md and the cards_dir copy; a README.md that is not a card polyqa wrote is kept aside."""
+        from polyqa.cards import render_card, write_cards
+
+        card = self.output / CARD_FILE
+        if card.exists() and not _own_card(self.output, self._marker):
+            kept = card.with_name(f"{CARD_FILE}.kept-{_stamp()}")
+            os.replace(card, kept)
+            self.log(f"{card} was not written by polyqa (edited or put there); kept as {kept.name}")
+        # Recorded before the card is written, so a build killed in between still knows the card is its own.
+        expected = hashlib.sha256(render_card(self.manifest, self.output).encode("utf-8")).hexdigest()
+        self._marker["cards"] = [*(c for c in self._marker.get("cards") or [] if c != expected), expected][-10:]
+        _write_marker(self.output, self._marker)
         cards_dir = self.cards_dir if self.cards_dir is not None else self.config.card_dir
         write_cards(self.output, self.manifest, paths.expand(cards_dir) if cards_dir else None)
-        shutil.rmtree(work_dir(self.output), ignore_errors=True)
-        close_engines()  # the models are not needed once every unit is built
-        return self.manifest
+        remember_card(self.output, self._marker)
+
+    def close(self) -> None:
+        """Release the output (idempotent). A job closed before :meth:`finish` resumes on the next open."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy in another process (a Prefect subflow's closure sent to Dask) never holds the lock.
+        return {**self.__dict__, "_lock": None}
+
+    def __enter__(self) -> BuildJob:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def build_corpus(config: BuildConfig | Mapping[str, Any] | str | Path | None, output: str | Path, *,
-                 overwrite: bool = False, refresh: bool = False, cards_dir: str | Path | None = None,
-                 progress: bool = False, log: Log = _silent) -> Manifest:
+                 overwrite: bool = False, refresh: bool = False, allow_non_empty: bool = False, wait: float = 0.0,
+                 cards_dir: str | Path | None = None, progress: bool = False, log: Log = _silent) -> Manifest:
     """Build (or resume, or refresh) a corpus sequentially in this process; returns the final manifest."""
-    job = BuildJob.open(config, output, overwrite=overwrite, refresh=refresh, cards_dir=cards_dir, log=log)
-    bar = None
-    if progress and job.units:
-        from tqdm import tqdm
+    with BuildJob.open(config, output, overwrite=overwrite, refresh=refresh, allow_non_empty=allow_non_empty,
+                       wait=wait, cards_dir=cards_dir, log=log) as job:
+        bar = None
+        if progress and job.units:
+            from tqdm import tqdm
 
-        bar = tqdm(total=job.total_units, initial=job.total_units - len(job.units), unit="shard",
-                   desc=f"build {job.config.name}")
-    try:
-        for unit in job.units:
-            result = job.build_unit(unit)
-            job.record(result)
+            bar = tqdm(total=job.total_units, initial=job.total_units - len(job.units), unit="shard",
+                       desc=f"build {job.config.name}")
+        try:
+            for unit in job.units:
+                result = job.build_unit(unit)
+                job.record(result)
+                if bar is not None:
+                    bar.set_postfix_str(f"shard {unit.index} {unit.lang}")
+                    bar.update(1)
+                else:
+                    log(f"shard {unit.index} {unit.lang}: {result.rows} rows")
+        finally:
             if bar is not None:
-                bar.set_postfix_str(f"shard {unit.index} {unit.lang}")
-                bar.update(1)
-            else:
-                log(f"shard {unit.index} {unit.lang}: {result.rows} rows")
-    finally:
-        if bar is not None:
-            bar.close()
-    return job.finish()
+                bar.close()
+        return job.finish()

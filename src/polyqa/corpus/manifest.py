@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyqa import __version__
-from polyqa.corpus.schema import SCHEMA_VERSION
+from polyqa.corpus.schema import SCHEMA_VERSION, SENTENCE_NONE
 from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, atomic_write_bytes, sha256_file
 from polyqa.languages import ENGLISH
 
@@ -63,12 +63,18 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# Row statistics counted per value (ShardStats): quality flags, answer_projection kinds,
+# answer_sentence_source values, marker outcomes.
+COUNTED = ("quality_flags", "projection", "answer_sentence", "markers")
+
+
 def language_statistics(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per language: rows, shards, bytes and the shards' row statistics summed."""
     per_lang: dict[str, dict[str, Any]] = {}
     for e in shards:
         s = per_lang.setdefault(e["lang"], {"rows": 0, "translated": 0, "quality_pass": 0, "quality_flags": Counter(),
-                                            "projection": Counter(), "passage_chars": 0, "question_chars": 0,
+                                            "projection": Counter(), "answer_sentence": Counter(),
+                                            "markers": Counter(), "passage_chars": 0, "question_chars": 0,
                                             "shards": 0, "bytes": 0})
         st = e.get("stats", {})
         s["rows"] += e["rows"]
@@ -76,10 +82,11 @@ def language_statistics(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[s
         s["bytes"] += e.get("bytes", 0)
         for key in ("translated", "quality_pass", "passage_chars", "question_chars"):
             s[key] += st.get(key, 0)
-        s["quality_flags"].update(st.get("quality_flags", {}))
-        s["projection"].update(st.get("projection", {}))
+        for key in COUNTED:
+            s[key].update(st.get(key, {}))
     for s in per_lang.values():
-        s["quality_flags"], s["projection"] = dict(s["quality_flags"]), dict(s["projection"])
+        for key in COUNTED:
+            s[key] = dict(s[key])
     return per_lang
 
 
@@ -123,9 +130,14 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            return cls(json.loads(path.read_text("utf-8")))
+            data = json.loads(path.read_text("utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a JSON object")
+        return cls(data)
 
     def save(self, corpus_dir: str | Path) -> None:
         text = json.dumps(self.data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
@@ -245,7 +257,9 @@ class Manifest:
         return any(e.get("stats", {}).get("translated") for e in self.shards)
 
     def statistics(self) -> dict[str, dict[str, Any]]:
-        """Per language: rows, translated, quality_pass, quality_flags, projection, chars, shards, bytes."""
+        """Per language: rows, translated, quality_pass, quality_flags, projection (rows per
+        answer_projection), answer_sentence (rows per answer_sentence_source), markers (translated
+        rows per marker outcome), chars, shards, bytes. Corpora of schema 1.0 lack the last two."""
         stored = self.data.get("statistics")
         return stored if stored is not None else language_statistics(self.shards)
 
@@ -253,6 +267,17 @@ class Manifest:
         """Per language: rows, rows passing every quality check, and rows per failed check."""
         return {lang: {"rows": s["rows"], "quality_pass": s["quality_pass"], "quality_flags": s["quality_flags"]}
                 for lang, s in self.statistics().items()}
+
+    def answers_per_language(self) -> dict[str, dict[str, Any]]:
+        """Per language: rows, rows with an answer sentence, and rows per answer_sentence_source,
+        per answer_projection kind and per marker outcome."""
+        out = {}
+        for lang, s in self.statistics().items():
+            sources = dict(s.get("answer_sentence") or {})
+            out[lang] = {"rows": s["rows"], "answer_sentence": s["rows"] - sources.get(SENTENCE_NONE, 0)
+                         if sources else None, "answer_sentence_source": sources,
+                         "projection": dict(s.get("projection") or {}), "markers": dict(s.get("markers") or {})}
+        return out
 
     def _translation(self) -> dict[str, Any]:
         stored = self.data.get("translation")

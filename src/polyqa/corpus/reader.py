@@ -60,9 +60,15 @@ def read_language(
 def iter_parallel(
     corpus_dir: str | Path, langs: Sequence[str], columns: Sequence[str] | None = None
 ) -> Iterator[dict[str, pa.Table]]:
-    """Yield ``{lang: table}`` per aligned shard, zipping languages shard by shard."""
-    langs = L.normalize_many(list(langs))
-    per_lang = {lang: shard_paths(corpus_dir, lang) for lang in langs}
+    """Yield ``{lang: table}`` per aligned shard, zipping languages shard by shard.
+
+    The keys are the codes as the caller wrote them (``["en", "de"]`` gives ``shard["de"]``);
+    any spelling polyqa understands selects the language.
+    """
+    given = list(dict.fromkeys(langs))
+    codes = {code: L.normalize(code) for code in given}
+    per_lang = {code: shard_paths(corpus_dir, nllb) for code, nllb in codes.items()}
+    langs = given
     counts = {lang: len(paths) for lang, paths in per_lang.items()}
     if len(set(counts.values())) != 1:
         raise ValueError(f"{corpus_dir}: languages have different shard counts: {counts}")

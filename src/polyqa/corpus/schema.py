@@ -8,21 +8,32 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: answer_sentence_source; answer_projection "marker"
 
 # How an answer's start offset in a row's passage was obtained.
 PROJECTION_SOURCE = "source"  # given by the source data (English, imported corpora)
+# Read between markers in a second translation of the answer's sentence with the answer wrapped
+# in them (EasyProject), and found in the unmarked translation of that sentence.
+PROJECTION_MARKER = "marker"
 PROJECTION_EXACT = "exact"  # translated answer found verbatim in the translated passage
 PROJECTION_NORMALIZED = "normalized"  # found after case/punctuation/whitespace normalisation
 PROJECTION_FUZZY = "fuzzy"  # best fuzzy match above the configured threshold
 PROJECTION_NONE = "none"  # not found: answer_start is null
 PROJECTION_KINDS = (
     PROJECTION_SOURCE,
+    PROJECTION_MARKER,
     PROJECTION_EXACT,
     PROJECTION_NORMALIZED,
     PROJECTION_FUZZY,
     PROJECTION_NONE,
 )
+
+# Where a row's answer_sentence comes from. Passages are translated sentence by sentence, so the
+# English answer's sentence index holds in every translation whether or not the span is found.
+SENTENCE_SOURCE = "source"  # given by the source data (English, imported corpora)
+SENTENCE_ALIGNED = "aligned"  # translated row: the English row's index
+SENTENCE_NONE = "none"  # no answer sentence: answer_sentence is null
+SENTENCE_SOURCES = (SENTENCE_SOURCE, SENTENCE_ALIGNED, SENTENCE_NONE)
 
 CORPUS_SCHEMA = pa.schema(
     [
@@ -37,7 +48,8 @@ CORPUS_SCHEMA = pa.schema(
         pa.field("sentence_starts", pa.list_(pa.int32()), nullable=False),
         pa.field("answer_text", pa.string()),
         pa.field("answer_start", pa.int32()),  # character offset in passage, null if unprojected
-        pa.field("answer_sentence", pa.int32()),  # index into sentences, null if unprojected
+        pa.field("answer_sentence", pa.int32()),  # index into sentences, null when there is none
+        pa.field("answer_sentence_source", pa.string(), nullable=False),  # one of SENTENCE_SOURCES
         pa.field("answer_projection", pa.string(), nullable=False),  # one of PROJECTION_KINDS
         pa.field("source", pa.string(), nullable=False),  # source dataset name
         pa.field("license", pa.string()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -66,6 +67,21 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+# Temporary files of polyqa's writers (_tmp_name, ingest's staging file, the lock's holder file),
+# by the names they are made for: a killed build leaves them behind, the next build removes them.
+TEMPORARY_RE = re.compile(
+    r"^\.(manifest\.json|quarantine\.arrow|README\.md|\.polyqa-corpus\.json|\.polyqa\.lock\.json|"
+    r"ingest\.json|records\.arrow|part-\d{5}-of-\d{5}\.(arrow|parquet))\.tmp-\d+(-[0-9a-f]{8})?$")
+
+
+def temporary_files(corpus_dir: str | Path) -> list[Path]:
+    """polyqa's temporary files in a corpus folder, its lang= partitions and its staging area (_work)."""
+    root = Path(corpus_dir)
+    folders = [root, root / "_work", *(p for p in root.glob("lang=*") if p.is_dir())]
+    return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
+                  if TEMPORARY_RE.match(p.name) and p.is_file())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +119,7 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
         if fmt == "parquet":
             pq.write_table(table, tmp, compression=compression, row_group_size=BATCH_ROWS)
         else:
-            options = ipc.IpcWriteOptions(compression=compression)
+            options = ipc.IpcWriteOptions(compression=None if compression == "none" else compression)
             with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, CORPUS_SCHEMA, options=options) as writer:
                 writer.write_table(table, max_chunksize=BATCH_ROWS)
         with open(tmp, "rb+") as f:

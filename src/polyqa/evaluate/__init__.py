@@ -1,7 +1,9 @@
 """Zero-shot retrieval evaluation: XQuAD-R and MLQA-R (LAReQA protocol) and MIRACL.
 
 - ``benchmark``: Benchmark / Query / Candidate and the benchmark registry (``register_benchmark``, ``load_benchmark``)
-- ``lareqa``: XQuAD-R and MLQA-R over :mod:`polyqa.sources.lareqa`; XQuAD-R from the hub
+- ``lareqa``: XQuAD-R, MLQA-R and any ``<lang>.json`` SQuAD folder (``lareqa``) over :mod:`polyqa.sources.lareqa`
+  (paragraphs without sentence breaks are segmented by polyqa); XQuAD-R from the hub
+- ``corpus``: a polyqa corpus as a LAReQA-protocol benchmark (``polyqa-corpus``), e.g. on held-out articles
 - ``miracl``: MIRACL topics, qrels and corpus
 - ``metrics``: per-query AP, R@k, rank distance, nDCG@k (scikit-learn tie semantics)
 - ``retrieval``: encoding each unique text once (resumable cache) and batched scoring

@@ -5,7 +5,7 @@ list of candidates (grouped by language, in language order) and, per query, the
 indices of its relevant candidates. Scoring (``retrieval.py``) never looks at
 the files again.
 
-A benchmark is registered under its name (``xquad-r``, ``mlqa-r``, ``miracl``)
+A benchmark is registered under its name (``xquad-r``, ``mlqa-r``, ``lareqa``, ``polyqa-corpus``, ``miracl``)
 with its loader and the way it is scored and summarised::
 
     @register_benchmark("xquad-r", score=..., summarize=..., options=("titles", "exclude_titles"))
@@ -63,6 +63,7 @@ class Benchmark:
     source_codes: dict[str, str] = field(default_factory=dict)  # NLLB code -> file code
     quarantine: list[dict] = field(default_factory=list)  # unusable rows with a reason
     stats: dict = field(default_factory=dict)
+    data_dir: str | None = None  # the folder read (resolved), for the report
 
     def counts(self) -> dict:
         per_lang_q = {lang: 0 for lang in self.languages}
@@ -138,7 +139,7 @@ def register_benchmark(name: str, *, score: Scorer, summarize: Summarizer, optio
 
 def _load_builtin_benchmarks() -> None:
     # Imported for their @register_benchmark side effect.
-    from polyqa.evaluate import lareqa, miracl  # noqa: F401
+    from polyqa.evaluate import corpus, lareqa, miracl  # noqa: F401
 
 
 def benchmark_names() -> list[str]:

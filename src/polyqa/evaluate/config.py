@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import paths
-from polyqa.errors import ConfigError
+from polyqa.errors import ConfigError, PolyqaError, check_bool, check_choice, check_int, check_languages
 
 CANDIDATE_MODES = ("sentence", "sentence+context")
 # Settings that name files or folders: ``~``, ``$POLYQA_HOME`` and ``$POLYQA_DATA_DIR`` are expanded.
@@ -27,11 +27,13 @@ PATH_FIELDS = ("data_dir", "output", "articles_file", "exclude_titles_file", "ca
 # One line per setting: the CLI's --help and the flow's parameter descriptions.
 HELP = {
     "model": "SentenceTransformer folder, hub id, or an alias of polyqa.encoders (minilm, xlm-r, labse, ...)",
-    "benchmark": "a registered benchmark: xquad-r, mlqa-r or miracl",
+    "benchmark": "a registered benchmark: xquad-r, mlqa-r, lareqa (any folder of <lang>.json SQuAD files), "
+                 "polyqa-corpus (a polyqa corpus folder) or miracl",
     "output": "OUT.json (OUT.md and OUT.heatmap.png are written beside it)",
-    "data_dir": "benchmark folder (LAReQA: <lang>.json files; MIRACL: its topics/qrels/corpus layout) or, for "
-                "xquad-r, a hub id; default: $POLYQA_DATA_DIR/<benchmark>, else google-research-datasets/xquad_r "
-                "from the hub (paragraphs segmented by polyqa, needs network)",
+    "data_dir": "benchmark folder (xquad-r, mlqa-r, lareqa: <lang>.json SQuAD v1.1 files, with LAReQA sentence "
+                "breaks or segmented by polyqa; polyqa-corpus: the corpus folder; miracl: its "
+                "topics/qrels/corpus layout) or, for xquad-r, a hub id; default: $POLYQA_DATA_DIR/<benchmark>, "
+                "else google-research-datasets/xquad_r from the hub (paragraphs segmented by polyqa, needs network)",
     "candidates": "encode candidate sentences alone (sentence) or as 'sentence <sep> paragraph' (sentence+context)",
     "languages": "subset of languages, any spelling (ar, de or arb_Arab, ...); default: all",
     "batch_size": "texts per encoding batch",
@@ -45,7 +47,9 @@ HELP = {
     "cache": "save embedding blocks and resume from them (a rerun, a retried task)",
     "cache_dir": "embedding cache folder (default: OUT.embcache beside OUT.json)",
     "chunk_size": "queries scored per matrix product",
+    "trust_remote_code": "run Python code shipped with a hub model (off: only models transformers knows load)",
 }
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class EvaluationConfig:
     cache: bool = True
     cache_dir: str | None = None
     chunk_size: int = 1024
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         # Every construction passes here (keywords, from_dict, dataclasses.replace): checked once, the same way.
@@ -84,13 +89,20 @@ class EvaluationConfig:
         # An unknown benchmark, or an option it does not take, fails here rather than after loading.
         benchmark_kind(self.benchmark).check_options(
             titles=self.articles_file, exclude_titles=self.exclude_titles_file, split=self.split)
-        if self.candidates not in CANDIDATE_MODES:
-            raise ConfigError(f"candidates must be one of {CANDIDATE_MODES}, got {self.candidates!r}")
+        check_choice("candidates", self.candidates, CANDIDATE_MODES)
+        check_choice("device", self.device, DEVICES)
         for name in ("batch_size", "chunk_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.max_questions is not None and self.max_questions < 1:
-            raise ConfigError(f"max_questions must be >= 1, got {self.max_questions}")
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("max_questions", self.max_questions, minimum=1, optional=True)
+        check_bool("cache", self.cache)
+        check_bool("trust_remote_code", self.trust_remote_code)
+        for name in ("query_prompt", "passage_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
+        check_languages("languages", self.languages)
+        from polyqa.encoders import check_model_name
+
+        check_model_name(self.model, "model")
 
     @property
     def kind(self):
@@ -119,8 +131,10 @@ class EvaluationConfig:
             raise ConfigError(f"missing required setting(s) {missing}", where=source)
         try:
             return cls(**settings)
-        except ConfigError as exc:
-            raise type(exc)(exc.what, where=source, todo=exc.todo) from exc
+        except PolyqaError as exc:
+            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
+            kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
+            raise kind(what, where=source, todo=exc.todo) from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc), where=source) from exc
 

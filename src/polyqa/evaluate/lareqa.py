@@ -4,7 +4,12 @@ Every sentence of every paragraph is a candidate; a question's relevant
 candidates are, in every language file that holds its id, its answer sentence
 (the sentence whose span holds the first answer's ``answer_start``). XQuAD-R is
 11-way parallel; MLQA-R is not (contexts differ, a question id is present in 2
-to 4 of its 7 language files).
+to 4 of its 7 language files). ``lareqa`` is the same protocol on any folder of
+``<lang>.json`` SQuAD v1.1 files.
+
+Paragraphs without LAReQA's ``sentences`` / ``sentence_breaks`` (plain SQuAD
+files, e.g. XQuAD) are split by polyqa's segmenter, as for XQuAD-R from the hub;
+the benchmark's stats count them (``segmented_paragraphs``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ def resolve_lareqa_dir(name: str, data_dir: str | Path | None) -> Path:
         if not _HUB_ID.match(str(data_dir)):
             raise FileNotFoundError(f"{name} folder not found: {local}")
         return hub_lareqa_dir(name, str(data_dir))
+    if name not in LAREQA_LANGUAGES:
+        raise FileNotFoundError(f"benchmark {name} needs --data-dir: a folder of <lang>.json SQuAD/LAReQA files")
     release = paths.data_dir() / name
     if any(release.glob("*.json")):
         return release
@@ -71,6 +78,41 @@ def hub_lareqa_dir(name: str, repo: str) -> Path:
     return folder
 
 
+def segment_context(context: str, code: str) -> dict:
+    """LAReQA's ``sentences`` and ``sentence_breaks`` of a paragraph, from polyqa's segmenter."""
+    from polyqa.segment import split_sentences
+
+    sentences = split_sentences(context, langs.normalize(code))
+    return {"sentences": [s.text for s in sentences], "sentence_breaks": [[s.start, s.end] for s in sentences],
+            "sentence_source": "polyqa.segment"}
+
+
+def read_segmented(path: Path, code: str) -> tuple[list[lareqa.Paragraph], int]:
+    """A file's paragraphs; those without ``sentences`` and ``sentence_breaks`` are segmented by polyqa.
+
+    Returns the paragraphs and how many were segmented. A paragraph with one of the two
+    fields but not the other is a format error, as in LAReQA files.
+    """
+    try:
+        doc = lareqa.read_json(path)
+    except UnicodeDecodeError as exc:
+        raise BenchmarkFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                                   "save the file as UTF-8") from None
+    except lareqa.LareqaFormatError as exc:
+        raise BenchmarkFormatError(str(exc)) from exc
+    segmented = 0
+    for article in doc["data"] if isinstance(doc, dict) else ():
+        for paragraph in (article.get("paragraphs") or []) if isinstance(article, dict) else ():
+            if (isinstance(paragraph, dict) and isinstance(paragraph.get("context"), str)
+                    and "sentences" not in paragraph and "sentence_breaks" not in paragraph):
+                paragraph.update(segment_context(paragraph["context"], code))
+                segmented += 1
+    try:
+        return list(lareqa.parse_paragraphs(doc, str(path))), segmented
+    except lareqa.LareqaFormatError as exc:
+        raise BenchmarkFormatError(str(exc)) from exc
+
+
 def write_lareqa_from_flat(rows_by_language: dict, folder: str | Path) -> Path:
     """Write ``<code>.json`` LAReQA files from flat SQuAD rows (``id, context, question, answers``).
 
@@ -79,8 +121,6 @@ def write_lareqa_from_flat(rows_by_language: dict, folder: str | Path) -> Path:
     candidates can differ slightly from LAReQA's own segmentation (recorded as
     ``sentence_source: polyqa.segment`` in every paragraph).
     """
-    from polyqa.segment import split_sentences
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for code, rows in rows_by_language.items():
@@ -88,14 +128,7 @@ def write_lareqa_from_flat(rows_by_language: dict, folder: str | Path) -> Path:
         for row in rows:
             context = row["context"]
             if context not in paragraphs:
-                sentences = split_sentences(context, langs.normalize(code))
-                paragraphs[context] = {
-                    "context": context,
-                    "sentences": [s.text for s in sentences],
-                    "sentence_breaks": [[s.start, s.end] for s in sentences],
-                    "sentence_source": "polyqa.segment",
-                    "qas": [],
-                }
+                paragraphs[context] = {"context": context, **segment_context(context, code), "qas": []}
             answers = row["answers"]
             paragraphs[context]["qas"].append({
                 "id": row["id"], "question": row["question"],
@@ -131,14 +164,13 @@ def load_lareqa(
     per_lang_cands: dict[str, list[Candidate]] = {}
     per_lang_qas: dict[str, dict[str, tuple[str, str, int]]] = {}
     duplicate_paragraphs = 0
+    segmented = 0
     for lang, path in files.items():
         cands: list[Candidate] = []
         qas_out: dict[str, tuple[str, str, int]] = {}
         seen_paragraphs: dict[str, int] = {}  # context -> index of its first sentence
-        try:
-            paragraphs = list(lareqa.read_paragraphs(path))
-        except lareqa.LareqaFormatError as exc:
-            raise BenchmarkFormatError(str(exc)) from exc
+        paragraphs, n_segmented = read_segmented(path, lang)
+        segmented += n_segmented
         for para in paragraphs:
             if titles is not None and para.title not in titles:
                 continue
@@ -196,15 +228,23 @@ def load_lareqa(
         candidates=candidates,
         source_codes={lang: files[lang].stem for lang in order},
         quarantine=quarantine,
-        stats={"duplicate_paragraphs_merged": duplicate_paragraphs},
+        stats={"duplicate_paragraphs_merged": duplicate_paragraphs, "segmented_paragraphs": segmented},
+        data_dir=str(folder.resolve()),
     )
 
 
 def read_titles(path: str | Path) -> set[str]:
     """Article titles from a text file (one per line, '#' comments) or a JSON list."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchmarkFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                                   "save the titles file as UTF-8") from None
     if Path(path).suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BenchmarkFormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
         if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
             raise BenchmarkFormatError(f"{path}: expected a JSON list of title strings")
         return set(data)
@@ -225,3 +265,9 @@ def load_xquad_r(data_dir: str | Path | None = None, **options) -> Benchmark:
 def load_mlqa_r(data_dir: str | Path | None = None, **options) -> Benchmark:
     """MLQA-R: 7 languages, each question in 2 to 4 of them (local release only)."""
     return load_lareqa(data_dir, "mlqa-r", **options)
+
+
+@register_benchmark("lareqa", **_LAREQA_PROTOCOL)
+def load_any_lareqa(data_dir: str | Path | None = None, **options) -> Benchmark:
+    """Any folder of <lang>.json SQuAD v1.1 files, with LAReQA sentence breaks or segmented by polyqa."""
+    return load_lareqa(data_dir, "lareqa", **options)

@@ -207,6 +207,20 @@ def summary_line(result: dict) -> str:
             f"rank distance {_fmt(rd, 1)}")
 
 
+def results_table(result: dict) -> list[dict]:
+    """One row per setting with its headline metrics (the flow publishes it as a table artifact)."""
+    rows = []
+    for setting, block in (result.get("settings") or {}).items():
+        row = {"setting": setting}
+        row.update({k: round(v, 4) if isinstance(v, float) else v for k, v in block.items()
+                    if not isinstance(v, (dict, list))})
+        rows.append(row)
+    rd = (result.get("rank_distance") or {}).get("mean")
+    if rd is not None:
+        rows.append({"setting": "rank distance (mean, lower is better)", "value": round(rd, 2)})
+    return rows
+
+
 def _fmt(v, digits=3) -> str:
     if v is None:
         return "–"
@@ -219,10 +233,45 @@ def _short(lang: str, result: dict) -> str:
     return result.get("source_codes", {}).get(lang, lang)
 
 
+def model_label(result: dict) -> str:
+    """The model as the user named it: an alias or hub id as given, a local folder by its full path."""
+    model = str(result.get("model", ""))
+    path = result.get("model_path") or model
+    if model != path and resolve_encoder(model) == path and not Path(model).is_dir():
+        return model  # an alias (minilm, xlm-r, ...): its name says more than a site-packages path
+    return str(Path(path).resolve()) if Path(path).is_dir() else model
+
+
+def settings_lines(result: dict) -> list[str]:
+    """Every option that shaped the result, as markdown list items (the JSON has them too)."""
+    filters = result.get("filters") or {}
+    model = model_label(result)
+    path = result.get("model_path")
+    lines = [
+        f"- benchmark: `{result['benchmark']}`; data folder: `{result.get('data_dir') or '-'}`",
+        f"- model: `{model}`" + (f" (loaded from `{path}`)" if path and path != model else ""),
+        "- languages: " + (", ".join(f"`{_short(lang, result)}`" for lang in result.get("languages", []))
+                           + ("" if result.get("languages_requested") else " (all of the benchmark)")),
+        f"- candidates: `{result.get('candidates')}` ({result.get('candidate_text', 'as is')}); "
+        f"query prompt {result.get('query_prompt')!r}, passage prompt {result.get('passage_prompt')!r}",
+    ]
+    articles = filters.get("articles_file")
+    n_titles = filters.get("articles")
+    lines.append("- articles file: " + (f"`{articles}`" + (f" ({n_titles} titles)" if n_titles is not None else "")
+                                        if articles else "none (every article)"))
+    if filters.get("exclude_titles_file"):
+        lines.append(f"- excluded titles file: `{filters['exclude_titles_file']}`")
+    lines.append(f"- max questions: {filters.get('max_questions') or 'all'}")
+    if filters.get("split"):
+        lines.append(f"- split: `{filters['split']}`")
+    lines.append(f"- device `{result.get('device')}`, batch size {result.get('batch_size')}")
+    return lines
+
+
 def render_markdown(result: dict) -> str:
-    lines = [f"# {result['benchmark']} zero-shot retrieval: `{result['model']}`", ""]
-    lines.append(f"- candidates: `{result.get('candidates')}`; query prompt {result.get('query_prompt')!r}, "
-                 f"passage prompt {result.get('passage_prompt')!r}")
+    lines = [f"# {result['benchmark']} zero-shot retrieval: `{model_label(result)}`", "", "## Settings", ""]
+    lines += settings_lines(result)
+    lines.append("")
     counts = result.get("counts", {})
     lines.append(f"- queries {counts.get('queries')}, candidates {counts.get('candidates')}, "
                  f"quarantined rows {counts.get('quarantined')}")
@@ -290,7 +339,20 @@ def cross_matrix(result: dict) -> np.ndarray:
     return mat
 
 
-def plot_heatmap(result: dict, path: str | Path) -> None:
+def heatmap_title(result: dict, width_chars: int) -> str:
+    """The heatmap's title, wrapped to ``width_chars``: benchmark, what the cells are, and the model."""
+    import textwrap
+
+    head = f"{result['benchmark']} mAP, query x candidate language (diagonal: monolingual)"
+    model = f"model: {model_label(result)}"
+    # A path has no spaces: break it at its slashes rather than anywhere.
+    model = model.replace("/", "/\u200b")
+    lines = textwrap.wrap(head, width_chars) + textwrap.wrap(model, width_chars, break_on_hyphens=False)
+    return "\n".join(line.replace("\u200b", "") for line in lines)
+
+
+def heatmap_figure(result: dict):
+    """The cross-lingual mAP heatmap as a matplotlib figure (title wrapped to fit the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -299,20 +361,33 @@ def plot_heatmap(result: dict, path: str | Path) -> None:
     mat = cross_matrix(result)
     labels = [_short(lang, result) for lang in result["languages"]]
     size = 1.0 + 0.55 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    width = max(size + 1.5, 4.5)
+    # Constrained layout keeps room for the figure title above the axes, however many lines it wraps to.
+    fig, ax = plt.subplots(figsize=(width, size + 0.8), layout="constrained")
     im = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="viridis")
-    ax.set_xticks(range(len(labels)), labels)
+    long_labels = max(map(len, labels), default=0) > 4  # NLLB codes (deu_Latn) collide when upright
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if long_labels else 0,
+                  ha="right" if long_labels else "center")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("candidate language")
     ax.set_ylabel("query language")
-    ax.set_title(f"{result['benchmark']} mAP, query x candidate language (diagonal: monolingual)\n{Path(str(result['model'])).name}", fontsize=9)
+    fontsize = 8
+    # Centred on the figure (not the axes, which the colour bar pushes left). Characters per line: the
+    # figure's width in points over a generous average glyph width, so no line runs off the edge.
+    fig.suptitle(heatmap_title(result, max(20, int(width * 72 / (0.62 * fontsize)) - 4)), fontsize=fontsize)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             if not np.isnan(mat[i, j]):
                 ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if mat[i, j] < 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
+    return fig
+
+
+def plot_heatmap(result: dict, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = heatmap_figure(result)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

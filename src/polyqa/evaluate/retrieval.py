@@ -27,18 +27,17 @@ from typing import Sequence
 
 import numpy as np
 
-from polyqa.encoders import resolve_encoder
+from polyqa.encoders import load_sentence_transformer, resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark
 from polyqa.evaluate.config import CANDIDATE_MODES
 
 log = logging.getLogger(__name__)
 
 
-def load_encoder(path_or_id: str, device: str = "cpu"):
-    """A SentenceTransformer for a model folder, a hub id or an alias of :mod:`polyqa.encoders`."""
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(resolve_encoder(path_or_id), device=device)
+def load_encoder(path_or_id: str, device: str = "cpu", trust_remote_code: bool = False):
+    """A SentenceTransformer for a model folder, a hub id or an alias of :mod:`polyqa.encoders`
+    (safetensors weights only; remote code only when ``trust_remote_code``)."""
+    return load_sentence_transformer(path_or_id, device=device, trust_remote_code=trust_remote_code)
 
 
 def model_fingerprint(path_or_id: str) -> str:
@@ -125,8 +124,10 @@ class Encoder:
             digest = hashlib.sha256("\x00".join([self.model_key, prompt, *block]).encode()).hexdigest()[:32]
             path = self.cache_dir / f"emb-{digest}.npy"
             if path.exists():
-                self.stats.from_cache += len(block)
-                return np.load(path)
+                cached = _read_block_file(path, len(block))
+                if cached is not None:
+                    self.stats.from_cache += len(block)
+                    return cached
         vectors = self.model.encode(
             block, prompt=prompt or None, batch_size=self.batch_size, convert_to_numpy=True,
             normalize_embeddings=True, show_progress_bar=False,
@@ -138,6 +139,20 @@ class Encoder:
             np.save(tmp, vectors)
             tmp.replace(path)  # a block counts only once it is complete
         return vectors
+
+
+def _read_block_file(path: Path, rows: int) -> np.ndarray | None:
+    """A cached block, or None (with a warning) when it is damaged or of another shape: it is encoded again."""
+    try:
+        vectors = np.load(path, allow_pickle=False)  # never unpickle a file from disk
+    except (OSError, ValueError) as exc:
+        log.warning("embedding cache block %s is unreadable (%s): encoding it again", path, exc)
+        return None
+    if vectors.ndim != 2 or vectors.shape[0] != rows or vectors.dtype != np.float32:
+        log.warning("embedding cache block %s has shape %s %s, expected (%d, d) float32: encoding it again",
+                    path, vectors.shape, vectors.dtype, rows)
+        return None
+    return vectors
 
 
 def encode_benchmark(benchmark: Benchmark, encoder: Encoder, candidates: str = "sentence+context",

@@ -45,6 +45,7 @@ class EvaluateJob:
         self.model = model
         started = time.perf_counter()
         titles = read_titles(config.articles_file) if config.articles_file else None
+        self.n_titles = len(titles) if titles is not None else None
         exclude = read_titles(config.exclude_titles_file) if config.exclude_titles_file else None
         self.benchmark: Benchmark = load_benchmark(
             config.benchmark, config.data_dir, languages=config.languages, max_questions=config.max_questions,
@@ -64,7 +65,8 @@ class EvaluateJob:
     def encode(self) -> dict[str, Any]:
         """Encode queries and candidates (each unique text once); returns the encoding stats."""
         c = self.config
-        model = self.model if self.model is not None else load_encoder(c.model, c.device)
+        model = self.model if self.model is not None else load_encoder(c.model, c.device,
+                                                                       trust_remote_code=c.trust_remote_code)
         encoder = Encoder(model, model_fingerprint(c.model), c.batch_size, c.embedding_cache)
         self.embeddings = encode_benchmark(self.benchmark, encoder, self.candidate_mode,
                                            c.query_prompt, c.passage_prompt)
@@ -90,18 +92,22 @@ class EvaluateJob:
         with_context = self.candidate_mode == "sentence+context"
         result = {
             "benchmark": bench.name,
+            "data_dir": bench.data_dir or c.data_dir,
             "model": c.model,
-            "model_path": resolve_encoder(c.model),
+            "model_path": model_path(c.model),
+            "trust_remote_code": c.trust_remote_code,
             "candidates": c.candidates if self.kind.contexts else "passage",
             "candidate_text": ("sentence + ' <sep> ' + paragraph, <sep> = the tokenizer's separator token"
                                if with_context else "as is"),
             "query_prompt": c.query_prompt,
             "passage_prompt": c.passage_prompt,
             "languages": bench.languages,
+            "languages_requested": c.languages,
             "source_codes": bench.source_codes,
             "filters": {
                 "max_questions": c.max_questions,
                 "articles_file": c.articles_file,
+                "articles": self.n_titles,
                 "exclude_titles_file": c.exclude_titles_file,
                 "split": bench.stats.get("split"),
             },
@@ -131,6 +137,14 @@ class EvaluateJob:
         log.info("evaluation done in %.1f s -> %s", time.perf_counter() - started + self.load_seconds,
                  self.config.output)
         return result
+
+
+def model_path(model: str) -> str:
+    """Where the model is loaded from: an alias resolved, a local folder made absolute, a hub id as is."""
+    from pathlib import Path
+
+    resolved = resolve_encoder(model)
+    return str(Path(resolved).resolve()) if Path(resolved).is_dir() else resolved
 
 
 def run_evaluation(config: EvaluationConfig, model=None) -> dict[str, Any]:

@@ -5,6 +5,10 @@ under a *kind* (``squad_json``, ``hf_dataset``, ``jsonl``, ``parallel``). Named
 *presets* (``squad``, ``nq_open``, ...) are plain config in
 ``polyqa/data/source_presets.yaml``: a new dataset is a YAML entry, not code.
 Sources yield lazily so memory does not grow with the size of the source.
+
+A quarantined row's ``reason`` is ``"<code>: <detail>"``: the code (one of
+:data:`REASONS`) is stable and is what the manifest counts; the detail names
+this row's problem (``"question_type: question is int, not a string"``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,71 @@ class SourceError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+# Quarantine reason codes: a field's problem is <field>_missing (absent or null), <field>_type
+# (present but of the wrong type) or <field>_empty, so a type error is never reported as missing.
+REASONS = {
+    "question_missing": "no question", "question_type": "question is not a string",
+    "question_empty": "empty question",
+    "passage_missing": "no passage", "passage_type": "passage is not a string", "passage_empty": "empty passage",
+    "answers_missing": "no answers field", "answers_type": "answers of the wrong type",
+    "answers_empty": "no non-empty answer", "answer_start_type": "answer start is not an integer",
+    "answer_not_found": "answer not found in the passage",
+    "id_type": "id is not a string or integer", "id_missing": "no id (a parallel set aligns languages by id)",
+    "title_type": "title is not a string",
+    "duplicate_id": "same id as an earlier row", "duplicate_question": "same question on the same passage",
+    "row_type": "row is not an object", "paragraph_type": "paragraph is not an object",
+    "qas_type": "qas is not a list", "qa_type": "question entry is not an object",
+    "invalid_json": "line is not valid JSON",
+    "language_missing": "no text in a language and no translation model",
+    "id_not_in_language": "id missing in another language's file",
+    "id_not_in_english": "id missing in the English file",
+}
+
+
+def reason(code: str, detail: str) -> str:
+    """A quarantine reason: a stable code from :data:`REASONS`, then this row's detail."""
+    return f"{code}: {detail}"
+
+
+def reason_code(text: str) -> str:
+    """The code of a quarantine reason (what the manifest counts rows by)."""
+    return text.partition(":")[0].strip()
+
+
+def type_name(value: Any) -> str:
+    """A value's type as a JSON reader would name it: str, int, float, bool, list, object or null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    return type(value).__name__
+
+
+class FieldTypeError(TypeError):
+    """A source field of the wrong type; sources quarantine the row with :attr:`reason`."""
+
+    def __init__(self, field: str, code: str, detail: str):
+        super().__init__(detail)
+        self.field, self.code, self.detail = field, code, detail
+
+    @property
+    def reason(self) -> str:
+        return reason(self.code, self.detail)
+
+
+def source_id(value: Any) -> str | None:
+    """A record's original id as text (integers too); None when absent; FieldTypeError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FieldTypeError("id", "id_type", f"id is {type_name(value)}, not a string or integer")
+    return str(value)
+
+
 @dataclass
 class Answer:
     text: str
@@ -43,8 +112,8 @@ class RawRecord:
     original_id: str | None
     question: Any
     passage: Any
-    answers: list[Answer]
-    title: str | None = None
+    answers: list[Answer] | None  # None when the source row has no answers field
+    title: Any = None  # checked by normalisation: a string or None
     license: str | None = None
     sentences: list[str] | None = None  # given by LAReQA-style files
     sentence_starts: list[int] | None = None
@@ -163,7 +232,7 @@ def parse_answers(value: Any, starts: Any = None) -> list[Answer]:
     column ``{"text": [...], "answer_start": [...]}``, ``[{"text", "start"}]``,
     a list of strings (``nq_open``) or one string; ``starts`` gives offsets
     separately when the mapping names an ``answer_starts`` column.
-    Raises TypeError for anything else (the caller quarantines the row).
+    Raises :class:`FieldTypeError` (a TypeError) for anything else; the caller quarantines the row.
     """
     if value is None:
         return []
@@ -175,23 +244,33 @@ def parse_answers(value: Any, starts: Any = None) -> list[Answer]:
         if isinstance(texts, str):
             return [Answer(texts, _as_offset(offsets))]
         if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"answers mapping without a 'text' list: {value!r}")
+            raise FieldTypeError("answers", "answers_type",
+                                 f"answers object has 'text' of type {type_name(texts)}, not a list or a string")
         offsets = list(offsets) if isinstance(offsets, (list, tuple)) else [None] * len(texts)
-        return [Answer(str(t), _as_offset(s)) for t, s in zip(texts, offsets + [None] * len(texts))]
+        return [Answer(_answer_text(t, i), _as_offset(s))
+                for i, (t, s) in enumerate(zip(texts, offsets + [None] * len(texts)))]
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"answers must be a list, a mapping or a string, not {type(value).__name__}")
+        raise FieldTypeError("answers", "answers_type",
+                             f"answers is {type_name(value)}, not a list, an object or a string")
     starts = list(starts) if isinstance(starts, (list, tuple)) else [None] * len(value)
     starts += [None] * (len(value) - len(starts))
     out = []
-    for item, start in zip(value, starts):
+    for i, (item, start) in enumerate(zip(value, starts)):
         if isinstance(item, str):
             out.append(Answer(item, _as_offset(start)))
-        elif isinstance(item, Mapping) and isinstance(item.get("text"), str):
+        elif isinstance(item, Mapping) and "text" in item:
             offset = item.get("answer_start", item.get("start", start))
-            out.append(Answer(item["text"], _as_offset(offset)))
+            out.append(Answer(_answer_text(item["text"], i), _as_offset(offset)))
         else:
-            raise TypeError(f"answer {item!r} has no text")
+            raise FieldTypeError("answers", "answers_type",
+                                 f"answer {i} is {type_name(item)}, not a string or an object with a 'text'")
     return out
+
+
+def _answer_text(value: Any, index: int) -> str:
+    if not isinstance(value, str):
+        raise FieldTypeError("answers", "answers_type", f"answer {index} text is {type_name(value)}, not a string")
+    return value
 
 
 def _as_offset(value: Any) -> int | None:
@@ -200,5 +279,6 @@ def _as_offset(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or (
         isinstance(value, str) and not value.lstrip("-").isdigit()
     ):
-        raise TypeError(f"answer start {value!r} is not an integer")
+        raise FieldTypeError("answers", "answer_start_type",
+                             f"answer start {value!r} is {type_name(value)}, not an integer")
     return int(value)

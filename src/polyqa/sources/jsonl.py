@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from polyqa.sources.base import (
+    FieldTypeError,
     Quarantined,
     RawRecord,
     SourceError,
     SourceItem,
     get_path,
     parse_answers,
+    reason,
     register_source,
+    source_id,
+    type_name,
 )
 
 DEFAULT_COLUMNS = {"id": "id", "question": "question", "passage": "passage", "answers": "answers",
@@ -31,7 +35,7 @@ def iter_mapped(rows: Iterator[tuple[int, Any]], *, location: str, name: str, li
     """Records from dict rows through a column mapping (shared with hf_dataset)."""
     for row, obj in rows:
         if not isinstance(obj, Mapping):
-            yield Quarantined(location, row, None, "row is not an object", obj)
+            yield Quarantined(location, row, None, reason("row_type", f"row is {type_name(obj)}, not an object"), obj)
             continue
         values: dict[str, Any] = {}
         for key, column in columns.items():
@@ -40,15 +44,16 @@ def iter_mapped(rows: Iterator[tuple[int, Any]], *, location: str, name: str, li
             except (KeyError, IndexError, TypeError):
                 values[key] = None
         try:
-            answers = parse_answers(values.get("answers"), values.get("answer_starts"))
-        except TypeError as exc:
-            yield Quarantined(location, row, columns.get("answers", "answers"), str(exc), obj)
+            original_id = source_id(values.get("id"))
+            answers = parse_answers(values["answers"], values.get("answer_starts")) \
+                if values.get("answers") is not None else None
+        except FieldTypeError as exc:
+            yield Quarantined(location, row, columns.get(exc.field, exc.field), exc.reason, obj)
             continue
-        original_id = values.get("id")
         yield RawRecord(
             source=name,
             row=row,
-            original_id=str(original_id) if original_id is not None else None,
+            original_id=original_id,
             question=values.get("question"),
             passage=values.get("passage"),
             answers=answers,
@@ -81,9 +86,12 @@ def _read_lines(path: str) -> Iterator[tuple[int, Any]]:
                 try:
                     yield row, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield row, _BadLine(f"invalid JSON at column {exc.colno}: {exc.msg}", line)
+                    yield row, _BadLine(reason("invalid_json", f"column {exc.colno}: {exc.msg}"), line)
     except FileNotFoundError:
         raise SourceError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8"
+                          ) from None
     except OSError as exc:  # urllib errors (HTTP status, connection) are OSErrors
         raise SourceError(path, f"cannot read: {exc}") from None
 

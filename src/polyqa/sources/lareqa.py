@@ -109,6 +109,9 @@ def read_json(path: str | Path) -> Mapping[str, Any]:
         raise LanguageFileNotFound(str(path), "file not found") from None
     except json.JSONDecodeError as exc:
         raise LareqaFormatError(str(path), f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise LareqaFormatError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file "
+                                "as UTF-8") from None
     _field(doc, "data", list, str(path))
     return doc
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from polyqa import languages as L
 from polyqa.languages import ENGLISH
-from polyqa.sources.base import Quarantined, RawRecord, SourceError, SourceItem, register_source
+from polyqa.sources.base import Quarantined, RawRecord, SourceError, SourceItem, reason, register_source
 from polyqa.sources.lareqa import language_files
 from polyqa.sources.squad_json import iter_squad_records
 
@@ -48,25 +48,37 @@ def open_parallel(spec: Mapping[str, Any]) -> Iterator[SourceItem]:
                 continue
             by_id: dict[str, RawRecord] = {}
             for item in iter_squad_records(path, name=name, license=license):
-                if isinstance(item, RawRecord) and item.original_id is not None:
-                    by_id[item.original_id] = item
-                elif isinstance(item, Quarantined):
+                if isinstance(item, Quarantined):
                     yield item
+                elif item.original_id is None:
+                    yield _no_id(path, item)
+                else:
+                    by_id[item.original_id] = item
             others[code] = by_id
         for item in iter_squad_records(files[english], name=name, license=license):
             if isinstance(item, Quarantined):
                 yield item
                 continue
+            if item.original_id is None:
+                yield _no_id(files[english], item)
+                continue
             missing = [code for code, by_id in others.items() if item.original_id not in by_id]
             if missing:
                 yield Quarantined(str(files[english]), item.row, "id",
-                                  f"qa id {item.original_id!r} missing in {', '.join(missing)}", item.raw)
+                                  reason("id_not_in_language",
+                                         f"qa id {item.original_id!r} missing in {', '.join(missing)}"), item.raw)
                 continue
             item.translations = {code: by_id.pop(item.original_id) for code, by_id in others.items()}
             yield item
         for code, by_id in others.items():
             for qa_id, rec in by_id.items():
-                yield Quarantined(str(files[code]), rec.row, "id", f"qa id {qa_id!r} not in the English file",
-                                  rec.raw)
+                yield Quarantined(str(files[code]), rec.row, "id",
+                                  reason("id_not_in_english", f"qa id {qa_id!r} not in the English file"), rec.raw)
 
     return records()
+
+
+def _no_id(path: Path, item: RawRecord) -> Quarantined:
+    return Quarantined(str(path), item.row, "id",
+                       reason("id_missing", "question without an id: a parallel set aligns its languages by id"),
+                       item.raw)

@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from polyqa.sources.base import (
+    FieldTypeError,
     Quarantined,
     RawRecord,
     SourceError,
     SourceItem,
     parse_answers,
+    reason,
     register_source,
+    source_id,
+    type_name,
 )
 from polyqa.sources.lareqa import given_sentences
 
@@ -56,6 +60,9 @@ def load_squad_json(location: str | Path) -> dict[str, Any]:
         raise SourceError(location, f"cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SourceError(location, f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(location, f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8"
+                          ) from None
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), list):
         raise SourceError(location, "not a SQuAD-style file: expected an object with a 'data' list", field="data")
     return data
@@ -76,25 +83,34 @@ def iter_squad_records(location: str | Path, *, name: str, license: str | None) 
     row = 0
     for a, title, paragraph in iter_paragraphs(data, location):
         if not isinstance(paragraph, Mapping):
-            yield Quarantined(location, row, "paragraphs", "paragraph is not an object", paragraph)
+            yield Quarantined(location, row, "paragraphs",
+                              reason("paragraph_type", f"paragraph is {type_name(paragraph)}, not an object"),
+                              paragraph)
+            continue
+        qas = paragraph.get("qas")
+        if qas is not None and not isinstance(qas, list):
+            yield Quarantined(location, row, "qas", reason("qas_type", f"qas is {type_name(qas)}, not a list"),
+                              paragraph)
             continue
         context = paragraph.get("context")
         given = given_sentences(paragraph)
-        for qa in paragraph.get("qas") or []:
-            try:
-                answers = parse_answers(qa.get("answers")) if isinstance(qa, Mapping) else None
-            except TypeError as exc:
-                yield Quarantined(location, row, "answers", str(exc), qa)
+        for qa in qas or []:
+            if not isinstance(qa, Mapping):
+                yield Quarantined(location, row, "qas",
+                                  reason("qa_type", f"question entry is {type_name(qa)}, not an object"), qa)
                 row += 1
                 continue
-            if answers is None:
-                yield Quarantined(location, row, "qas", "question entry is not an object", qa)
+            try:
+                original_id = source_id(qa.get("id"))
+                answers = parse_answers(qa["answers"]) if qa.get("answers") is not None else None
+            except FieldTypeError as exc:
+                yield Quarantined(location, row, exc.field, exc.reason, qa)
                 row += 1
                 continue
             yield RawRecord(
                 source=name,
                 row=row,
-                original_id=str(qa["id"]) if qa.get("id") is not None else None,
+                original_id=original_id,
                 question=qa.get("question"),
                 passage=context,
                 answers=answers,

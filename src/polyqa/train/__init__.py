@@ -14,6 +14,12 @@ and writes into ``output_dir``:
   ``checkpoint_steps``; ``resume: true`` continues from the newest one with
   the same batch sequence.
 - ``run_record.json`` and ``skipped_rows-<run_id>.arrow``.
+- ``heldout_articles.txt`` when articles are left out for evaluation
+  (``exclude_titles``, ``exclude_titles_file``, ``heldout_fraction``).
+
+The output folder is locked while a run trains (one writer per output);
+incomplete checkpoints are skipped on resume. Models load from safetensors
+weights only, and remote code runs only with ``trust_remote_code: true``.
 
 Modules: ``config`` (``TrainConfig``, the one loader of settings for the CLI,
 the Prefect flow and the study), ``job`` (``TrainJob``, the driver),

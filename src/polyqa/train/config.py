@@ -13,14 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import paths
-from polyqa.batching.planner import HYBRID, BatchingConfig
+from polyqa.batching.pairs import POSITIVE_KINDS
+from polyqa.batching.planner import HYBRID, STRATEGIES, BatchingConfig
+from polyqa.errors import (
+    ConfigError,
+    PolyqaError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_languages,
+    check_number,
+)
 
 LOSSES = ("mnrl", "cached-mnrl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 REQUIRED = ("corpus", "output_dir")
 # Settings that name files or folders: ``~``, ``$POLYQA_HOME``, ``$POLYQA_DATA_DIR`` and other
 # variables are expanded (``base_model`` may also be an alias or a hub id, which expansion leaves alone).
-PATH_FIELDS = ("corpus", "output_dir", "base_model", "resume")
+PATH_FIELDS = ("corpus", "output_dir", "base_model", "resume", "exclude_titles_file")
+HELDOUT_FILE = "heldout_articles.txt"  # in output_dir: the titles training left out (evaluate on them)
 
 
 @dataclass
@@ -65,6 +76,15 @@ class TrainConfig:
     dataloader_num_workers: int = 0
     torch_threads: int | None = None  # CPU threads for torch; None: torch's default (1 helps on busy machines)
     record_batches: bool = False  # keep every trained batch's (qa_id, langs) in the run record
+    # Held-out articles: rows of these titles are never trained on (skipped, counted), so the model
+    # can be evaluated on them (polyqa evaluate --benchmark polyqa-corpus --articles-file ...).
+    exclude_titles: list[str] | None = None
+    exclude_titles_file: str | None = None  # one title per line ('#' comments) or a JSON list
+    # Or let training pick them: this share of the corpus's articles, drawn with heldout_seed.
+    # All excluded titles are written to output_dir/heldout_articles.txt.
+    heldout_fraction: float | None = None
+    heldout_seed: int = 0
+    trust_remote_code: bool = False  # run Python code shipped with a hub model (off: built-in architectures only)
 
     def __post_init__(self) -> None:
         # Every construction passes here (keywords, from_dict, from_yaml, load, dataclasses.replace),
@@ -73,19 +93,69 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, (str, Path)):
                 setattr(self, name, paths.expand(value))
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 for in-batch negatives, got {self.batch_size}")
-        if self.temperature is not None:
-            if self.temperature <= 0:
-                raise ValueError(f"temperature must be > 0, got {self.temperature}")
-            self.scale = 1.0 / float(self.temperature)
         if isinstance(self.languages, str):
             self.languages = [s.strip() for s in self.languages.split(",") if s.strip()]
-        self.batching  # validates strategy, alpha, cap, weights
+        self._check()
+        if self.temperature is not None:
+            self.scale = 1.0 / float(self.temperature)
+        self.batching  # noqa: B018 (builds the planner's config: its own checks too)
+
+    def _check(self) -> None:
+        """ConfigError naming the first setting out of range (YAML numbers given as text are converted)."""
+        for name in REQUIRED:
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigError(f"{name} must be a path, got {getattr(self, name)!r}")
+        check_languages("languages", self.languages)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("positive", self.positive, POSITIVE_KINDS)
+        self.alpha = check_number("alpha", self.alpha, minimum=0.0, maximum=1.0)
+        check_int("languages_per_batch", self.languages_per_batch, minimum=1, optional=True)
+        check_language_weights(self.language_weights)
+        check_int("batch_size", self.batch_size, minimum=2)  # in-batch negatives need another pair
+        check_int("max_steps", self.max_steps, minimum=1, optional=True)
+        self.epochs = check_number("epochs", self.epochs, above=0.0)
+        check_int("batches_per_epoch", self.batches_per_epoch, minimum=1, optional=True)
+        self.learning_rate = check_number("learning_rate", self.learning_rate, above=0.0)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, minimum=0.0)
+        self.warmup_steps = check_number("warmup_steps", self.warmup_steps, minimum=0.0)
+        self.scale = check_number("scale", self.scale, above=0.0)
+        self.temperature = check_number("temperature", self.temperature, above=0.0, optional=True)
+        check_int("max_seq_length", self.max_seq_length, minimum=1, optional=True)
+        check_int("mini_batch_size", self.mini_batch_size, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("checkpoint_steps", self.checkpoint_steps, minimum=1)
+        check_int("save_total_limit", self.save_total_limit, minimum=1, optional=True)
+        check_int("logging_steps", self.logging_steps, minimum=1)
+        check_int("dataloader_num_workers", self.dataloader_num_workers, minimum=0)
+        check_int("torch_threads", self.torch_threads, minimum=1, optional=True)
+        for name in ("hard_negatives", "quality_filter", "prompts", "gather_across_devices", "record_batches",
+                     "trust_remote_code"):
+            check_bool(name, getattr(self, name))
+        for name in ("query_prompt", "passage_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
+        if not isinstance(self.resume, (bool, str)):
+            raise ConfigError(f"resume must be true, false or a checkpoint folder, got {self.resume!r}")
+        if self.exclude_titles is not None and (
+                not isinstance(self.exclude_titles, list) or not all(isinstance(t, str) for t in self.exclude_titles)):
+            raise ConfigError(f"exclude_titles must be a list of article titles, got {self.exclude_titles!r}")
+        if self.exclude_titles_file is not None and not isinstance(self.exclude_titles_file, str):
+            raise ConfigError(f"exclude_titles_file must be a path, got {self.exclude_titles_file!r}")
+        self.heldout_fraction = check_number("heldout_fraction", self.heldout_fraction, above=0.0, below=1.0,
+                                             optional=True)
+        check_int("heldout_seed", self.heldout_seed, minimum=0)
+        from polyqa.encoders import check_model_name
+
+        check_model_name(self.base_model, "base_model")
+
+    def excluded_titles(self) -> set[str]:
+        """The titles given to leave out (``exclude_titles`` and ``exclude_titles_file``), not the drawn ones."""
+        titles = set(self.exclude_titles or ())
+        if self.exclude_titles_file:
+            titles |= read_titles_file(self.exclude_titles_file)
+        return titles
 
     @property
     def batching(self) -> BatchingConfig:
@@ -118,14 +188,21 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
+            import difflib
+
+            close = sorted({m for key in unknown for m in difflib.get_close_matches(key, known, n=1)})
+            raise ConfigError(f"unknown setting(s) {unknown}", where=source,
+                              todo=(f"did you mean {close}? " if close else "") + f"known: {sorted(known)}")
         missing = [name for name in REQUIRED if not data.get(name)]
         if missing:
-            raise ValueError(f"{source}: missing required setting(s) {missing}")
+            raise ConfigError(f"missing required setting(s) {missing}", where=source)
         try:
             return cls(**data)
+        except PolyqaError as exc:
+            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
+            raise ConfigError(what, where=source, todo=exc.todo) from exc
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: {exc}") from exc
+            raise ConfigError(str(exc), where=source) from exc
 
     @classmethod
     def load(
@@ -154,6 +231,44 @@ class TrainConfig:
         return cls.load(path, overrides)
 
 
+def check_language_weights(weights: object) -> None:
+    if isinstance(weights, str):
+        check_choice("language_weights", weights, ("uniform", "size"))
+        return
+    if not isinstance(weights, Mapping) or not weights:
+        raise ConfigError(f"language_weights must be uniform, size or a mapping {{language: weight}}, got {weights!r}")
+    check_languages("language_weights", list(weights))
+    values = [check_number(f"language_weights[{lang}]", w, minimum=0.0) for lang, w in weights.items()]
+    if not any(values):
+        raise ConfigError("language_weights: every weight is 0")
+
+
+def read_titles_file(path: str | Path) -> set[str]:
+    """Article titles from a text file (one per line, '#' comments) or a JSON list; errors name the file."""
+    import json
+
+    path = Path(paths.expand(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolyqaError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+                          todo="save the titles file as UTF-8") from None
+    except FileNotFoundError:
+        raise PolyqaError("titles file not found", where=str(path), todo="check exclude_titles_file") from None
+    except IsADirectoryError:
+        raise PolyqaError("a folder where a titles file is expected", where=str(path),
+                          todo="pass a file with one title per line") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PolyqaError(f"not valid JSON (line {exc.lineno}: {exc.msg})", where=str(path)) from None
+        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+            raise PolyqaError("expected a JSON list of title strings", where=str(path))
+        return set(data)
+    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping of settings in a YAML file; errors name the file."""
     import yaml
@@ -161,8 +276,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(paths.expand(path))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+                          todo="save the config as UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError("a folder where a YAML config file is expected", where=str(path),
+                          todo="pass the config file") from None
+    except FileNotFoundError:
+        raise ConfigError("config file not found", where=str(path), todo="check the path") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        first = " ".join(str(exc).split())
+        raise ConfigError(f"not valid YAML ({first})", where=str(path)) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where=str(path))
     return data

@@ -7,6 +7,17 @@ and strategy) and the checkpoint to resume from. ``run()`` then trains and
 writes the model, ``polyqa_training.json`` and the run record (see
 ``polyqa.train.record``). ``train_retriever(config)`` is the same as one call.
 
+One writer per output: ``run()`` holds an OS lock on ``output_dir`` for the whole run
+(``polyqa.locking``), so a second run on the same folder is refused and told who holds it; a
+killed run's lock goes with its process. Checkpoints are never trusted blindly: one that a run
+killed while saving left incomplete (missing or truncated weights, optimizer, scheduler or
+``trainer_state.json``) is skipped with a warning and set aside as ``incomplete-checkpoint-N-*``,
+and training resumes from the newest complete one.
+
+Held-out articles (``exclude_titles``, ``exclude_titles_file``, ``heldout_fraction``) are never
+trained on (their rows are skipped as ``held_out_article``) and listed in
+``output_dir/heldout_articles.txt`` for ``polyqa evaluate --benchmark polyqa-corpus --articles-file``.
+
 Resume: transformers' Trainer restores the global step, works out the epoch
 and the batches already trained in it, calls ``set_epoch`` on the batch
 sampler and wraps it with ``accelerate.skip_first_batches``, which iterates
@@ -18,6 +29,7 @@ the replay is exact; it costs about half a millisecond per skipped batch.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,9 +39,11 @@ from typing import Any
 
 from polyqa.batching.pairs import TrainingPairs, load_training_pairs
 from polyqa.batching.planner import BatchPlanner
+from polyqa.errors import ConfigError, PolyqaError
+from polyqa.locking import OutputLock
 from polyqa.train import record as rec
 from polyqa.train import trainer as st
-from polyqa.train.config import TrainConfig
+from polyqa.train.config import HELDOUT_FILE, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +61,11 @@ class TrainJob:
     def __init__(self, config: TrainConfig, callbacks: list | None = None) -> None:
         self.config = config
         self.callbacks = list(callbacks or [])
+        check_corpus_folder(config.corpus)
+        self.heldout_titles: list[str] = heldout_titles(config)
         self.pairs: TrainingPairs = load_training_pairs(
             config.corpus, config.languages, positive=config.positive, hard_negatives=config.hard_negatives,
-            quality_filter=config.quality_filter,
+            quality_filter=config.quality_filter, exclude_titles=set(self.heldout_titles) or None,
         )
         pairs = self.pairs
         log.info(
@@ -77,10 +93,20 @@ class TrainJob:
         return cls(TrainConfig.load(path, overrides, **options), callbacks=callbacks)
 
     def run(self) -> TrainResult:
-        """Train as the config says; returns where the model and the run record are."""
+        """Train as the config says; returns where the model and the run record are.
+
+        The output folder is locked for the whole run (one writer per output): a second run on the
+        same folder is refused and told who holds it. Under torchrun only process 0 takes the lock.
+        """
         if self._ran:
             raise RuntimeError("a TrainJob runs once; open a new one (resume: true) to continue training")
         self._ran = True
+        if _is_main_process():
+            with OutputLock(self.config.output_dir, "polyqa train"):
+                return self._run()
+        return self._run()
+
+    def _run(self) -> TrainResult:
         import torch
         import transformers
 
@@ -91,6 +117,14 @@ class TrainJob:
         run_id = started.strftime("%Y%m%dT%H%M%S%fZ")
         out = Path(config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if _is_main_process():
+            # Under the lock: what a killed run left is looked at again, and set aside when unfinished.
+            self.resume_from = st.find_resume_checkpoint(config)
+            self.step_start = st.checkpoint_step(self.resume_from)
+            for broken in st.incomplete_checkpoints(config, self.resume_from):
+                st.set_aside(broken)
+            if self.heldout_titles:
+                write_titles(out / HELDOUT_FILE, self.heldout_titles)
         transformers.set_seed(config.seed)
         if config.torch_threads:
             torch.set_num_threads(int(config.torch_threads))
@@ -123,9 +157,11 @@ class TrainJob:
         wall = time.perf_counter() - wall_start
 
         global_step = int(trainer.state.global_step)
-        info = rec.training_info(
-            config, pairs, {"steps": global_step, "skipped_rows_total": pairs.skipped_total}
-        )
+        extra: dict[str, Any] = {"steps": global_step, "skipped_rows_total": pairs.skipped_total}
+        if self.heldout_titles:
+            extra.update(heldout_articles=len(self.heldout_titles),
+                         heldout_articles_file=str((out / HELDOUT_FILE).resolve()))
+        info = rec.training_info(config, pairs, extra)
         record: dict[str, Any] = {}
         if trainer.is_world_process_zero():
             model.save(str(config.model_dir))
@@ -157,6 +193,71 @@ class TrainJob:
                 stats.steps, stats.examples_seen, record["examples_per_second"] or 0.0, config.model_dir,
             )
         return TrainResult(model_dir=config.model_dir, run_record_path=out / rec.RUN_RECORD_FILE, record=record)
+
+
+def _is_main_process() -> bool:
+    """False on the other processes of a torchrun / accelerate launch (they share process 0's output)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def check_corpus_folder(corpus: str) -> None:
+    """PolyqaError unless ``corpus`` is a corpus folder (before any reading, so the message says what is wrong)."""
+    path = Path(corpus)
+    if not path.exists():
+        raise PolyqaError("corpus folder not found", where=str(path), todo="check corpus in the config or --corpus")
+    if not path.is_dir():
+        raise PolyqaError("a file where a corpus folder is expected", where=str(path),
+                          todo="pass the corpus folder (with manifest.json and lang=<code>/)")
+    if not any(p.is_dir() for p in path.glob("lang=*")):
+        raise PolyqaError("not a polyqa corpus (no lang=<code>/ shard folders)", where=str(path),
+                          todo="pass a folder written by polyqa build-corpus or polyqa import-parallel")
+
+
+def corpus_titles(corpus: str, languages: list[str] | None) -> list[str]:
+    """Sorted article titles of a corpus (its rows are aligned, so one language holds them all)."""
+    import pyarrow.compute as pc
+
+    from polyqa import languages as L
+    from polyqa.corpus import reader
+
+    available = reader.corpus_languages(corpus)
+    wanted = L.normalize_many(languages) if languages else available
+    lang = L.ENGLISH if L.ENGLISH in wanted and L.ENGLISH in available else wanted[0]
+    titles = pc.unique(reader.read_language(corpus, lang, columns=["title"]).column("title")).to_pylist()
+    return sorted(t for t in titles if t)
+
+
+def heldout_titles(config: TrainConfig) -> list[str]:
+    """The titles training leaves out: those given, plus ``heldout_fraction`` of the corpus's articles.
+
+    Given titles of which none is in the corpus are an error (a list for another corpus, say).
+    """
+    given = config.excluded_titles()
+    if not given and config.heldout_fraction is None:
+        return []
+    titles = corpus_titles(config.corpus, config.languages)
+    if given and not given & set(titles):
+        raise ConfigError(f"none of the {len(given)} titles to exclude is an article of the corpus",
+                          where=config.exclude_titles_file or "exclude_titles",
+                          todo=f"titles must match the corpus' title column, e.g. {titles[:3]}")
+    picked: set[str] = set()
+    if config.heldout_fraction is not None:
+        import random
+
+        shuffled = titles[:]
+        random.Random(config.heldout_seed).shuffle(shuffled)
+        n = max(1, round(len(titles) * config.heldout_fraction))
+        if n >= len(titles):
+            raise ConfigError(f"heldout_fraction {config.heldout_fraction} of {len(titles)} articles leaves none "
+                              "to train on", todo="lower heldout_fraction")
+        picked = set(shuffled[:n])
+    return sorted(given | picked)
+
+
+def write_titles(path: Path, titles: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{t}\n" for t in titles), encoding="utf-8")
+    tmp.replace(path)
 
 
 def train_retriever(config: TrainConfig, callbacks: list | None = None) -> TrainResult:

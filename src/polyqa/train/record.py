@@ -244,3 +244,32 @@ def write_run_record(output_dir: Path, record: dict[str, Any], pairs: TrainingPa
     (out / f"run_record-{record['run_id']}.json").write_text(text, encoding="utf-8")
     (out / RUN_RECORD_FILE).write_text(text, encoding="utf-8")
     return out / RUN_RECORD_FILE
+
+
+def summary_markdown(record: dict[str, Any]) -> str:
+    """A training run in a few lines: what was trained on, how long, and what was left out (and why)."""
+    settings = record.get("settings") or {}
+    skipped = record.get("skipped_rows") or {}
+    reasons: dict[str, int] = {}
+    for per_reason in skipped.values():
+        for reason, count in per_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + int(count)
+    seconds = record.get("wall_seconds") or 0.0
+    lines = [
+        f"# Training run `{record.get('run_id')}`",
+        "",
+        f"- model: `{record.get('model_dir')}` from `{settings.get('base_model')}`",
+        f"- corpus: `{settings.get('corpus')}`, languages {', '.join(f'`{x}`' for x in (record.get('usable_rows') or {}))}",
+        f"- batches: `{settings.get('strategy')}`"
+        + (f" (alpha {settings.get('alpha')})" if settings.get("strategy") == "hybrid" else "")
+        + f", batch size {settings.get('batch_size')}, kinds {record.get('batch_kinds')}",
+        f"- steps {record.get('steps')} (global step {record.get('global_step')}), "
+        f"{record.get('examples_seen')} examples, {record.get('tokens_seen')} tokens in {seconds:.1f} s "
+        f"({(record.get('examples_per_second') or 0):.1f} examples/s)",
+        f"- loss {record.get('training_loss_first')} -> {record.get('training_loss_last')}",
+        f"- questions {record.get('questions')}; usable rows per language {record.get('usable_rows')}",
+        "- rows skipped: " + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) if reasons else "none"),
+    ]
+    if record.get("resumed_from"):
+        lines.append(f"- resumed from `{record['resumed_from']}`")
+    return "\n".join(lines) + "\n"

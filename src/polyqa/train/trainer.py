@@ -7,12 +7,13 @@ inside the functions, so importing ``polyqa.train`` stays light.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from polyqa.batching.planner import MONO, XX, XY, decode_flat_index
-from polyqa.encoders import resolve_encoder
+from polyqa.encoders import load_sentence_transformer
 from polyqa.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,34 @@ MIXED = "mixed"  # a trained batch that matches no strategy (should not happen)
 
 
 def load_model(config: TrainConfig):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(resolve_encoder(config.base_model), device=device())
+    """The base model: safetensors weights only, remote code only when the config opts in."""
+    model = load_sentence_transformer(config.base_model, device=device(), trust_remote_code=config.trust_remote_code)
     if config.max_seq_length:
-        model.max_seq_length = int(config.max_seq_length)
+        limit = position_limit(model)
+        if limit is not None and config.max_seq_length > limit:
+            # Longer inputs would index past the position embeddings and crash mid-training.
+            log.warning("max_seq_length %d > the %d positions %s has: using %d", config.max_seq_length, limit,
+                        config.base_model, limit)
+        model.max_seq_length = int(min(config.max_seq_length, limit or config.max_seq_length))
     if config.prompts:
         model.prompts = {**(model.prompts or {}), "query": config.query_prompt, "passage": config.passage_prompt}
     return model
+
+
+# Models whose position ids start after the padding index (the first pad_token_id + 1 positions are unused).
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text")
+
+
+def position_limit(model) -> int | None:
+    """Tokens the model's position embeddings can hold, when its config says (None otherwise)."""
+    auto = getattr(model[0], "auto_model", None) if len(model) else None
+    cfg = getattr(auto, "config", None)
+    positions = getattr(cfg, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    if getattr(cfg, "model_type", None) in OFFSET_POSITIONS:
+        positions -= int(getattr(cfg, "pad_token_id", 1) or 0) + 1
+    return positions
 
 
 def build_loss(model, config: TrainConfig):
@@ -105,20 +126,107 @@ def training_arguments(config: TrainConfig, batch_sampler):
     )
 
 
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.json"  # written last: a checkpoint without it was not finished
+# Besides the state: the weights, and what the trainer restores on resume (optimizer, scheduler).
+CHECKPOINT_FILES = ("modules.json", "optimizer.pt", "scheduler.pt")
+INCOMPLETE_PREFIX = "incomplete-"
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why a checkpoint folder cannot be trusted (missing or truncated files), or None when it is complete.
+
+    The trainer writes the weights, optimizer and scheduler first and ``trainer_state.json`` last, none
+    atomically, so a run killed while saving leaves any prefix of them. Each file is checked for
+    presence and for a complete container (safetensors header, torch zip directory, JSON).
+    """
+    import json
+    import zipfile
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "not a folder"
+    missing = [name for name in (TRAINER_STATE, *CHECKPOINT_FILES) if not (folder / name).is_file()]
+    weights = sorted(folder.rglob("*.safetensors"))
+    if not weights:
+        missing.append("model.safetensors")
+    if missing:
+        return f"missing {', '.join(missing)}"
+    try:
+        state = json.loads((folder / TRAINER_STATE).read_text(encoding="utf-8"))
+        step = int(state["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{TRAINER_STATE} is not a complete trainer state"
+    match = CHECKPOINT_RE.match(folder.name)
+    if match and int(match.group(1)) != step:
+        return f"{TRAINER_STATE} says global step {step}, the folder name says {match.group(1)}"
+    for path in weights:
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as handle:
+                handle.keys()
+        except Exception as exc:  # safetensors raises its own error types for a truncated file
+            return f"{path.relative_to(folder)} is truncated or damaged ({type(exc).__name__})"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        # torch.save writes a zip whose directory comes last: a cut file has none.
+        if not zipfile.is_zipfile(folder / name):
+            return f"{name} is truncated or damaged"
+    return None
+
+
+def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """``checkpoint-N`` folders, newest (largest N) first."""
+    if not checkpoint_dir.is_dir():
+        return []
+    found = [p for p in checkpoint_dir.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)), reverse=True)
+
+
 def find_resume_checkpoint(config: TrainConfig) -> str | None:
-    """The checkpoint to resume from: ``resume`` itself when a path, the newest one when true, else None."""
+    """The checkpoint to resume from: ``resume`` itself when a path, the newest complete one when true, else None.
+
+    Incomplete checkpoints (a run killed while saving) are skipped with a warning; a checkpoint
+    named explicitly must be complete.
+    """
+    from polyqa.errors import PolyqaError
+
     if not config.resume:
         return None
     if isinstance(config.resume, str):
         path = Path(config.resume)
         if not path.is_dir():
             raise FileNotFoundError(f"resume: checkpoint folder {path} does not exist")
+        problem = checkpoint_problem(path)
+        if problem:
+            raise PolyqaError(f"resume: incomplete checkpoint ({problem})", where=str(path),
+                              todo="resume from another checkpoint (resume: true picks the newest complete one)")
         return str(path)
-    from transformers.trainer_utils import get_last_checkpoint
+    for path in list_checkpoints(config.checkpoint_dir):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        log.warning("skipping incomplete checkpoint %s (%s): probably a run stopped while saving it; "
+                    "resuming from an older one", path, problem)
+    return None
 
-    if not config.checkpoint_dir.is_dir():
-        return None
-    return get_last_checkpoint(str(config.checkpoint_dir))
+
+def incomplete_checkpoints(config: TrainConfig, resume_from: str | None) -> list[Path]:
+    """Checkpoints newer than the resume point that are incomplete (to be set aside before training)."""
+    start = int(CHECKPOINT_RE.match(Path(resume_from).name).group(1)) if resume_from and CHECKPOINT_RE.match(
+        Path(resume_from).name) else -1
+    return [p for p in list_checkpoints(config.checkpoint_dir)
+            if int(CHECKPOINT_RE.match(p.name).group(1)) > start and checkpoint_problem(p)]
+
+
+def set_aside(checkpoint: Path) -> Path:
+    """Rename an incomplete checkpoint so the trainer neither resumes from nor rotates it (kept for inspection)."""
+    import time
+
+    target = checkpoint.with_name(f"{INCOMPLETE_PREFIX}{checkpoint.name}-{time.strftime('%Y%m%dT%H%M%S')}")
+    checkpoint.rename(target)
+    log.warning("incomplete checkpoint %s set aside as %s", checkpoint, target.name)
+    return target
 
 
 def checkpoint_step(checkpoint: str | None) -> int:
@@ -127,7 +235,7 @@ def checkpoint_step(checkpoint: str | None) -> int:
         return 0
     import json
 
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    state = json.loads((Path(checkpoint) / TRAINER_STATE).read_text(encoding="utf-8"))
     return int(state.get("global_step", 0))
 
 

@@ -17,6 +17,7 @@ output starts with the language code (stripped here) and CTranslate2's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +26,8 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +110,23 @@ class TranslatedPassage:
     starts: list[int] = field(default_factory=list)
 
 
+# Observers of the work sent to the model, in every engine of this process: each is called with
+# (source, target, segments), the unique segments of one call that were not in the cache, before
+# they are translated. A benchmark replays exactly a build's work this way.
+TranslationObserver = Callable[[str, str, list[str]], None]
+_OBSERVERS: list[TranslationObserver] = []
+
+
+@contextmanager
+def observe_translations(observer: TranslationObserver) -> Iterator[TranslationObserver]:
+    """Call ``observer(source, target, segments)`` for every batch of work any engine sends to its model."""
+    _OBSERVERS.append(observer)
+    try:
+        yield observer
+    finally:
+        _OBSERVERS.remove(observer)
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -152,6 +171,39 @@ def split_pieces(pieces: list[str], limit: int) -> list[list[str]]:
     return parts
 
 
+def _cut(widths: Sequence[int], cap: int) -> list[tuple[int, int]]:
+    """Greedy cut of widths sorted longest first into runs whose padded size (count x first width) stays
+    within ``cap`` (a single longer item gets a run of its own): (start, end) of each run."""
+    cuts, start = [], 0
+    for i in range(1, len(widths) + 1):
+        if i == len(widths) or (i + 1 - start) * widths[start] > cap:
+            cuts.append((start, i))
+            start = i
+    return cuts
+
+
+def plan_batches(widths: Sequence[int], budget: int, workers: int) -> list[tuple[int, int]]:
+    """Batches of items sorted longest first: (start, end) runs under a padded-token ``budget``.
+
+    As few batches as the budget allows, raised to a multiple of ``workers`` (never more than
+    one per item), and cut so their padded sizes are as even as can be: a greedy cut under the
+    budget can leave one worker a lone big batch while the others sit idle at the end.
+    """
+    if not widths:
+        return []
+    fewest = len(_cut(widths, budget))
+    wanted = min(len(widths), -(-fewest // max(workers, 1)) * max(workers, 1))
+    # The least cap whose greedy cut needs no more than ``wanted`` batches: the most even cut.
+    low, high = max(widths), max(budget, max(widths))
+    while low < high:
+        middle = (low + high) // 2
+        if len(_cut(widths, middle)) <= wanted:
+            high = middle
+        else:
+            low = middle + 1
+    return _cut(widths, low)
+
+
 def join_parts(parts: list[str], lang: str) -> str:
     """Translations of the parts of one long segment, joined as the language writes them."""
     from polyqa.segment import join_translated
@@ -175,7 +227,7 @@ class TranslationEngine:
         decoding: DecodingSettings = DecodingSettings(),
     ):
         import ctranslate2
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -194,10 +246,10 @@ class TranslationEngine:
                 f"{self.ct2_dir}: no tokenizer.json next to the CTranslate2 model; copy the Hugging Face "
                 "tokenizer files there (conversions made by polyqa do this)"
             )
-        # CT2's config.json has no model_type, which transformers 5 takes for an old
-        # Mistral tokenizer and warns about; NLLB tokenizers need no regex fix.
-        self.tokenizer = AutoTokenizer.from_pretrained(self.ct2_dir, fix_mistral_regex=False)
-        self._backend = self.tokenizer.backend_tokenizer
+        # The tokenizer.json itself: the very object transformers' fast tokenizer wraps, loaded in
+        # a third of the time (a 256k vocabulary); ``tokenizer`` loads the transformers one on demand.
+        self._backend = Tokenizer.from_file(str(self.ct2_dir / "tokenizer.json"))
+        self._unk_id = self._backend.token_to_id("<unk>")
         self.translator = ctranslate2.Translator(
             str(self.ct2_dir),
             device=device,
@@ -227,9 +279,18 @@ class TranslationEngine:
         )
 
     # ---------------------------------------------------------------- tokens
+    @functools.cached_property
+    def tokenizer(self):
+        """The model's transformers tokenizer (loaded on first use; the engine itself does not need it)."""
+        from transformers import AutoTokenizer
+
+        # CT2's config.json has no model_type, which transformers 5 takes for an old
+        # Mistral tokenizer and warns about; NLLB tokenizers need no regex fix.
+        return AutoTokenizer.from_pretrained(self.ct2_dir, fix_mistral_regex=False)
+
     def _language_token(self, lang: str) -> str:
         code = normalize(lang)
-        if self.tokenizer.convert_tokens_to_ids(code) == self.tokenizer.unk_token_id:
+        if self._backend.token_to_id(code) in (None, self._unk_id):
             raise ValueError(f"language {code} is not in the vocabulary of model {self.model_info['model']}")
         return code
 
@@ -250,7 +311,8 @@ class TranslationEngine:
         return min(limit, self.max_positions - 1) if self.max_positions else limit
 
     def _detokenize(self, hypotheses: list[list[str]]) -> list[str]:
-        ids = [self.tokenizer.convert_tokens_to_ids(tokens) for tokens in hypotheses]
+        to_id = self._backend.token_to_id
+        ids = [[i for i in (to_id(t) for t in tokens) if i is not None] for tokens in hypotheses]
         return [text.strip() for text in self._backend.decode_batch(ids, skip_special_tokens=True)]
 
     def key_prefix(self, source: str, target: str) -> str:
@@ -287,7 +349,10 @@ class TranslationEngine:
             hits = self.cache.get_many(self.key_prefix(src, tgt), unique) if self.cache is not None else {}
             self.stats.cache_hits += len(hits)
             done[tgt] = hits
-            jobs.extend((s, tgt) for s in unique if s not in hits)
+            misses = [s for s in unique if s not in hits]
+            for observer in list(_OBSERVERS):
+                observer(src, tgt, misses)
+            jobs.extend((s, tgt) for s in misses)
 
         if jobs:
             self._run(jobs, src, done, progress)
@@ -314,19 +379,15 @@ class TranslationEngine:
         def tokens(unit: tuple[int, int]) -> list[str]:
             return parts_of[jobs[unit[0]][0]][unit[1]]
 
-        # Length-sorted batches under a padded-token budget: little padding, and
-        # the longest batches first so the last ones to finish are short.
+        # Length-sorted batches under a padded-token budget (little padding), longest first so the
+        # last ones to finish are short, and balanced over the workers (see plan_batches).
         order = sorted(range(len(units)), key=lambda u: (-len(tokens(units[u])), jobs[units[u][0]][1]))
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for u in order:
-            widest = len(tokens(units[current[0]])) if current else 0  # sorted: first is widest
-            if current and (len(current) + 1) * widest > self.decoding.max_batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(u)
-        if current:
-            batches.append(current)
+        widths = [len(tokens(units[u])) for u in order]
+        if getattr(self, "_greedy_batches", False):
+            cuts = _cut(widths, self.decoding.max_batch_tokens)
+        else:
+            cuts = plan_batches(widths, self.decoding.max_batch_tokens, self.num_workers)
+        batches = [order[a:b] for a, b in cuts]
         self.stats.batches += len(batches)
 
         pending: dict[str, list[tuple[str, str]]] = {}

@@ -1,0 +1,84 @@
+"""The README's examples are tests: every `polyqa` command line parses, the offline ones run from a
+folder outside the repository, and every Python snippet runs against a corpus built as the README says."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from polyqa import paths
+from polyqa.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text("utf-8")
+# Subcommands whose README examples run here (offline, seconds); the rest need a hub model, a GPU
+# or minutes of encoding and are checked by parsing only.
+RUN_HERE = {"build-corpus", "validate", "languages", "tiny-models", "import-parallel"}
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def polyqa_command_lines() -> list[str]:
+    lines = []
+    for block in code_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if "polyqa " in line and not line.startswith(("export", ".", "pip", "python", "make", "prefect")):
+                lines.append(line[line.index("polyqa "):])
+    return lines
+
+
+def argv_of(line: str) -> list[str]:
+    return [paths.expand(word) for word in shlex.split(line)[1:]]
+
+
+def test_the_readme_shows_commands():
+    assert len(polyqa_command_lines()) >= 8
+
+
+@pytest.mark.parametrize("line", polyqa_command_lines())
+def test_every_polyqa_command_in_the_readme_parses(line):
+    parser = build_parser()
+    try:
+        parser.parse_args(argv_of(line))
+    except SystemExit as exc:  # argparse: unknown option, missing argument, bad choice (--help exits 0)
+        if exc.code == 0:
+            return
+        pytest.fail(f"README command does not parse ({exc.code}): {line}")
+
+
+@pytest.fixture(scope="module")
+def user_folder(tmp_path_factory):
+    """A folder outside the repository with the default corpus built as the README says."""
+    folder = tmp_path_factory.mktemp("readme-user")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "polyqa.cli", "build-corpus", "--output", "out/default-corpus",
+                           "--no-progress"], cwd=folder, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+@pytest.mark.parametrize("line", [line for line in polyqa_command_lines() if line.split()[1] in RUN_HERE])
+def test_offline_readme_commands_run_from_a_folder_outside_the_repository(line, user_folder):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "polyqa.cli", *argv_of(line)], cwd=user_folder, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("snippet", code_blocks("python"))
+def test_python_snippets_run(snippet, user_folder):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    code = snippet.replace("...", "pass")
+    done = subprocess.run([sys.executable, "-c", code], cwd=user_folder, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{snippet}\n{done.stderr}"
