@@ -230,3 +230,41 @@ def test_a_second_study_on_the_same_results_folder_is_refused_naming_the_holder(
     with OutputLock(tmp_path / "results", "polyqa study (first run)"):
         with pytest.raises(OutputLockedError, match=r"being written by polyqa study \(first run\) on host"):
             StudyJob(study)
+
+
+def test_the_study_cache_follows_what_training_reads_not_the_shard_bytes(tmp_path, xquad_r_dir):
+    """Shards rewritten with other bytes but the same content keep every finished cell; a changed
+    question does not."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from polyqa.corpus.job import build_corpus
+    from polyqa.corpus.manifest import Manifest
+    from polyqa.study import corpus_fingerprint
+
+    corpus = tmp_path / "corpus"
+    build_corpus({"name": "fp", "model": None, "languages": ["de"], "dedup_questions": False,
+                  "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "languages": ["en", "de"],
+                               "titles": ["Normans"]}]}, corpus)
+    original = corpus_fingerprint(corpus, Manifest.load(corpus))
+
+    def rewrite(folder, change=None, compression="lz4"):
+        shard = next(folder.glob("lang=deu_Latn/*.arrow"))
+        table = ipc.open_file(pa.memory_map(str(shard))).read_all()
+        if change:
+            table = table.set_column(table.column_names.index("question"), "question",
+                                     pa.array(["changed?"] + table.column("question").to_pylist()[1:]))
+        with pa.OSFile(str(shard), "wb") as sink, ipc.new_file(
+                sink, table.schema, options=ipc.IpcWriteOptions(compression=compression)) as writer:
+            writer.write_table(table)
+
+    same = tmp_path / "same"
+    shutil.copytree(corpus, same)
+    rewrite(same)
+    assert corpus_fingerprint(same, Manifest.load(same)) == original
+    changed = tmp_path / "changed"
+    shutil.copytree(corpus, changed)
+    rewrite(changed, change=True)
+    assert corpus_fingerprint(changed, Manifest.load(changed)) != original

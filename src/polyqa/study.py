@@ -317,10 +317,23 @@ def prepare_corpus(config: StudyConfig, train_titles: list[str] | None) -> tuple
     return corpus_dir, manifest
 
 
-def corpus_fingerprint(manifest: Mapping[str, Any]) -> str:
-    """Identity of a corpus's content: its shards' paths, row counts and checksums (no timings)."""
-    shards = manifest.get("shards") or []
-    return _hash(sorted((s["path"], s["rows"], s["sha256"]) for s in shards))
+# What training reads of a corpus. The study's cache is keyed by these values, not by the shard
+# files' checksums, so a new column in the corpus format does not invalidate finished cells.
+TRAINING_COLUMNS = ("qa_id", "passage_id", "title", "question", "passage", "sentences", "answer_sentence",
+                    "quality_pass")
+
+
+def corpus_fingerprint(corpus_dir: str | Path, manifest: Manifest) -> str:
+    """Identity of what training reads of a corpus: the training columns of every language, in order."""
+    from polyqa.corpus import reader
+
+    digest = hashlib.sha256()
+    for lang in manifest.languages:
+        table = reader.read_language(corpus_dir, lang, list(TRAINING_COLUMNS))
+        digest.update(lang.encode())
+        for batch in table.to_batches(max_chunksize=4096):
+            digest.update(json.dumps(batch.to_pylist(), sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()[:16]
 
 
 def translation_cost(config: StudyConfig, corpus_dir: Path, manifest: Manifest,
@@ -538,7 +551,7 @@ def prepare_study(config: StudyConfig) -> StudyPlan:
         heldout_file.write_text("\n".join(heldout) + "\n", "utf-8")
         (results_dir / "train_articles.txt").write_text("\n".join(train_titles) + "\n", "utf-8")
     corpus_dir, manifest = prepare_corpus(config, train_titles)
-    corpus_fp = corpus_fingerprint(manifest)
+    corpus_fp = corpus_fingerprint(corpus_dir, manifest)
     cells, skipped = plan_cells(config)
     keys = [cell_key(config, cell, corpus_fp) for cell in cells]
     return StudyPlan(config, corpus_dir, manifest, heldout_file, cells, keys, skipped)
