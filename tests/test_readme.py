@@ -82,3 +82,18 @@ def test_python_snippets_run(snippet, user_folder):
     done = subprocess.run([sys.executable, "-c", code], cwd=user_folder, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, f"{snippet}\n{done.stderr}"
+
+
+def test_every_test_the_readme_cites_exists():
+    """The Reliability list names tests: each must exist, so the list cannot outlive what it cites."""
+    cited = []
+    current = None
+    for match in re.finditer(r"`?(test_\w+\.py)?::(test_\w+)`?", README):
+        current = match.group(1) or current
+        cited.append((current, match.group(2)))
+    assert len(cited) >= 20
+    for file, name in cited:
+        text = (REPO / "tests" / file).read_text("utf-8")
+        assert re.search(rf"^def {name}\b", text, re.M), f"README cites {file}::{name}, which does not exist"
+    for file in set(re.findall(r"`(test_\w+\.py)`", README)):
+        assert (REPO / "tests" / file).is_file(), file
