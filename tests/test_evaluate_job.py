@@ -178,3 +178,12 @@ def test_invalid_evaluation_settings_are_refused_naming_the_setting(setting, val
     settings = {"model": "minilm", "benchmark": "xquad-r", "output": str(tmp_path / "o.json"), setting: value}
     with pytest.raises(ConfigError, match=message):
         EvaluationConfig.from_dict(settings, source="evaluate-test")
+
+
+def test_a_missing_titles_file_fails_at_once_naming_the_parameter(tmp_path):
+    from polyqa.errors import ConfigError
+    from polyqa.evaluate.run import EvaluateJob
+
+    with pytest.raises(ConfigError, match=r"articles_file not found.*set articles_file \(--articles-file\)"):
+        EvaluateJob({"model": "minilm", "benchmark": "polyqa-corpus", "output": str(tmp_path / "o.json"),
+                     "data_dir": str(tmp_path), "articles_file": str(tmp_path / "missing.txt")})

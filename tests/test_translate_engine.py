@@ -202,3 +202,34 @@ def test_long_segments_never_crash_the_model_and_are_translated_in_parts(tiny_mo
         # the short one is translated exactly as it is alone
         with TranslationEngine(tiny_model.ct2_dir, decoding=settings) as alone:
             assert alone.translate([short], "en", "de") == [out[1]]
+
+
+def test_batches_are_even_and_keep_every_worker_busy():
+    from polyqa.translate.engine import plan_batches
+
+    # A greedy cut under the budget gives 51 + 12 sentences: one worker of two would idle most of the time.
+    assert plan_batches([40] * 63, 2048, 2) == [(0, 32), (32, 63)]
+    assert plan_batches([40] * 200, 2048, 2) == [(0, 50), (50, 100), (100, 150), (150, 200)]
+    assert plan_batches([40] * 10, 2048, 4) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert plan_batches([10, 10, 10], 2048, 8) == [(0, 1), (1, 2), (2, 3)]  # never more batches than items
+    assert plan_batches([3000, 10], 2048, 1) == [(0, 1), (1, 2)]  # an item over the budget goes alone
+    assert plan_batches([], 2048, 2) == []
+    widths = sorted(random.Random(3).choices(range(10, 60), k=97), reverse=True)
+    for workers in (1, 2, 3):
+        cuts = plan_batches(widths, 1024, workers)
+        assert cuts[0][0] == 0 and cuts[-1][1] == len(widths)
+        assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))  # contiguous runs of the sorted order
+        assert all((b - a) * widths[a] <= 1024 for a, b in cuts)  # padded size within the budget
+
+
+def test_observers_see_exactly_the_work_sent_to_the_model(tiny_model, tmp_path):
+    from polyqa.translate.engine import observe_translations
+
+    seen = []
+    with TranslationEngine(tiny_model.ct2_dir, decoding=GREEDY_20, cache=tmp_path / "cache.sqlite") as eng:
+        eng.translate(["The river flows.", "Who wrote it?"], "en", "de")
+        with observe_translations(lambda source, target, segments: seen.append((source, target, segments))):
+            eng.translate_many(["The river flows.", "A new one.", "A new one.", ""], "en", ["de", "en"])
+        eng.translate(["After the observer."], "en", "de")
+    # cache hits, duplicates, empty segments, the same-language target and later calls are not model work
+    assert seen == [("eng_Latn", "deu_Latn", ["A new one."])]

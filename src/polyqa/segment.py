@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from polyqa.languages import ENGLISH
+
 # Scripts written without spaces between sentences.
 UNSPACED_LANGUAGES = frozenset(
     {"zho_Hans", "zho_Hant", "jpn_Jpan", "tha_Thai", "yue_Hant", "mya_Mymr", "khm_Khmr", "lao_Laoo"}
@@ -57,7 +59,7 @@ def _strip_span(text: str, start: int, end: int) -> Sentence | None:
     return Sentence(text[start:end], start, end) if end > start else None
 
 
-def split_sentences(text: str, lang: str = "eng_Latn") -> list[Sentence]:
+def split_sentences(text: str, lang: str = ENGLISH) -> list[Sentence]:
     """Sentences of ``text`` with offsets; whitespace between sentences is in no sentence."""
     if not text or text.isspace():
         return []

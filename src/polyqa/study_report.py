@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from polyqa.batching.planner import HYBRID, MONO, XX, XY
+
 SETTING_KEYS = {"monolingual": "monolingual", "cross-lingual": "cross_lingual", "multilingual": "multilingual"}
-STRATEGY_STYLE = {"x-x-mono": "o-", "x-x": "s-", "x-y": "^-", "hybrid": "D-"}
+STRATEGY_STYLE = {MONO: "o-", XX: "s-", XY: "^-", HYBRID: "D-"}
 
 
 def _primary_benchmark(rows: Sequence[Mapping[str, Any]]) -> str | None:

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polyqa import languages as L
+    from polyqa.languages import ENGLISH
     from polyqa.corpus.job import CorpusConflictError, build_corpus
     from polyqa.sources.base import SourceError
     from polyqa.sources.parallel_import import language_files
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         wanted = [x.strip() for x in args.languages.split(",")] if args.languages else None
         files = language_files(folder, wanted)
-        targets = [code for code in files if code != "eng_Latn"]
+        targets = [code for code in files if code != ENGLISH]
         source = {"kind": "parallel", "path": str(folder), "name": name, "license": args.license}
         if wanted:
             source["languages"] = [p.stem for p in files.values()]

@@ -104,6 +104,16 @@ class EvaluationConfig:
 
         check_model_name(self.model, "model")
 
+    def check_paths(self) -> None:
+        """Files the user named must be there before any model loads; the error names the setting
+        (the option on the command line, the parameter in a flow)."""
+        options = {"articles_file": "--articles-file", "exclude_titles_file": "--exclude-titles"}
+        for name, option in options.items():
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"{name} not found", where=str(value),
+                                  todo=f"set {name} ({option}) to a file of titles, one per line")
+
     @property
     def kind(self):
         """The registered benchmark (:class:`~polyqa.evaluate.benchmark.BenchmarkKind`)."""

@@ -34,7 +34,7 @@ COLUMNS = ["qa_id", "passage_id", "title", "question", "passage", "sentences", "
 
 def _corpus_folder(data_dir: str | Path | None) -> Path:
     if data_dir is None:
-        raise PolyqaError(f"benchmark {NAME} needs a corpus folder", todo="pass --data-dir CORPUS_DIR")
+        raise PolyqaError(f"benchmark {NAME} needs a corpus folder", todo="set data_dir (--data-dir) to the corpus folder")
     folder = Path(paths.expand(data_dir))
     if not folder.exists():
         raise PolyqaError("corpus folder not found", where=str(folder), todo="check the path")

@@ -40,6 +40,7 @@ class EvaluateJob:
     def __init__(self, config: EvaluationConfig | Mapping[str, Any], model=None):
         if not isinstance(config, EvaluationConfig):
             config = EvaluationConfig.from_dict(config)
+        config.check_paths()
         self.config = config
         self.kind = config.kind
         self.model = model

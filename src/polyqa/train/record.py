@@ -25,6 +25,7 @@ from typing import Any
 from polyqa import __version__
 from polyqa import languages as L
 from polyqa.batching.pairs import TrainingPairs
+from polyqa.batching.planner import HYBRID
 from polyqa.batching.planner import HYBRID, decode_flat_index
 from polyqa.corpus import reader
 from polyqa.encoders import resolve_encoder
@@ -261,7 +262,7 @@ def summary_markdown(record: dict[str, Any]) -> str:
         f"- model: `{record.get('model_dir')}` from `{settings.get('base_model')}`",
         f"- corpus: `{settings.get('corpus')}`, languages {', '.join(f'`{x}`' for x in (record.get('usable_rows') or {}))}",
         f"- batches: `{settings.get('strategy')}`"
-        + (f" (alpha {settings.get('alpha')})" if settings.get("strategy") == "hybrid" else "")
+        + (f" (alpha {settings.get('alpha')})" if settings.get("strategy") == HYBRID else "")
         + f", batch size {settings.get('batch_size')}, kinds {record.get('batch_kinds')}",
         f"- steps {record.get('steps')} (global step {record.get('global_step')}), "
         f"{record.get('examples_seen')} examples, {record.get('tokens_seen')} tokens in {seconds:.1f} s "

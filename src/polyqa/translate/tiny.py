@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyqa.languages import NLLB_CODES
+from polyqa.languages import ENGLISH, NLLB_CODES
 
 BUILD_FILE = "tiny_model.json"
 BUILD_VERSION = 1
@@ -89,7 +89,7 @@ def build_tokenizer(spm_model: bytes, *, vocab_size: int | None = None):
     for code in NLLB_CODES:
         vocab[code] = len(vocab)
     vocab["<mask>"] = len(vocab)
-    return NllbTokenizer(vocab=vocab, merges=merges, src_lang="eng_Latn", tgt_lang="deu_Latn")
+    return NllbTokenizer(vocab=vocab, merges=merges, src_lang=ENGLISH, tgt_lang="deu_Latn")
 
 
 # Layer sizes of the tiny model; NLLB_600M below is NLLB-200-distilled-600M's.
