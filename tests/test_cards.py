@@ -96,3 +96,27 @@ def test_a_build_from_any_folder_writes_no_card_folder_there_and_no_repository_f
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (work / "cards" / "cards.md").read_text("utf-8") == (work / "out2" / "README.md").read_text("utf-8")
+
+
+def test_a_paragraph_with_a_sentence_longer_than_the_model_builds(tmp_path, tiny_model):
+    """A 300-token sentence in a long paragraph used to end the build in a position-encoding error."""
+    from polyqa.corpus.reader import read_language
+    from polyqa.corpus.validate import validate_corpus
+
+    one_sentence = ("The keeper, who had lived there for forty years, listed " +
+                    ", ".join(f"the {n}th boat of the harbour" for n in range(1, 90)) + " in his journal.")
+    context = "The island has a lighthouse. " + one_sentence + " It still stands today."
+    answer = "forty years"
+    squad = {"data": [{"title": "Island", "paragraphs": [{"context": context, "qas": [
+        {"id": "q1", "question": "How long had the keeper lived there?",
+         "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]}]}
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(squad), encoding="utf-8")
+    cfg = config(tmp_path, tiny_model, languages=["de"])
+    cfg["sources"] = [{"kind": "squad_json", "path": str(path), "name": "long", "license": "CC0-1.0"}]
+    manifest = build_corpus(cfg, tmp_path / "corpus")
+    assert validate_corpus(tmp_path / "corpus").ok
+    german = read_language(tmp_path / "corpus", "deu_Latn").to_pylist()[0]
+    assert len(german["sentences"]) == 3 and all(german["sentences"])  # the long one is still one sentence
+    assert german["answer_sentence"] == 1
+    assert manifest.translation_per_language()["deu_Latn"]["split_inputs"] >= 1
