@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 
 class PolyqaError(Exception):
@@ -142,3 +144,15 @@ def check_languages(name: str, values: object, *, optional: bool = True) -> list
     if len(set(codes)) != len(codes):
         raise ConfigError(f"{name}: a language is listed twice: {values}")
     return codes
+
+
+def construct_config(cls: type, settings: Mapping[str, Any], source: str) -> Any:
+    """``cls(**settings)``, with any error a ConfigError naming ``source`` (the file or the caller)."""
+    try:
+        return cls(**dict(settings))
+    except PolyqaError as exc:
+        what = f"{exc.what} ({exc.where})" if exc.where else exc.what
+        kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
+        raise kind(what, where=source, todo=exc.todo) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), where=source) from exc

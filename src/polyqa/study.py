@@ -32,6 +32,7 @@ from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
 from polyqa.corpus.manifest import Manifest
 from polyqa.errors import (
     ConfigError,
+    construct_config,
     PolyqaError,
     check_bool,
     check_choice,
@@ -115,13 +116,7 @@ class StudyConfig:
                    and f.name not in data]
         if missing:
             raise ConfigError(f"missing required setting(s) {missing}", where=source)
-        try:
-            return cls(**dict(data))
-        except PolyqaError as exc:
-            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
-            raise ConfigError(what, where=source, todo=exc.todo) from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), where=source) from exc
+        return construct_config(cls, data, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> StudyConfig:

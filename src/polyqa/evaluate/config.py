@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import paths
-from polyqa.errors import ConfigError, PolyqaError, check_bool, check_choice, check_int, check_languages
+from polyqa.errors import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_languages,
+    construct_config,
+)
 
 CANDIDATE_MODES = ("sentence", "sentence+context")
 # Settings that name files or folders: ``~``, ``$POLYQA_HOME`` and ``$POLYQA_DATA_DIR`` are expanded.
@@ -139,14 +146,7 @@ class EvaluationConfig:
         missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in settings]
         if missing:
             raise ConfigError(f"missing required setting(s) {missing}", where=source)
-        try:
-            return cls(**settings)
-        except PolyqaError as exc:
-            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
-            kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
-            raise kind(what, where=source, todo=exc.todo) from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), where=source) from exc
+        return construct_config(cls, settings, source)
 
 
 def config_defaults() -> dict[str, Any]:

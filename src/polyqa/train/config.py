@@ -17,6 +17,7 @@ from polyqa.batching.pairs import POSITIVE_KINDS
 from polyqa.batching.planner import HYBRID, STRATEGIES, BatchingConfig
 from polyqa.errors import (
     ConfigError,
+    construct_config,
     PolyqaError,
     check_bool,
     check_choice,
@@ -196,13 +197,7 @@ class TrainConfig:
         missing = [name for name in REQUIRED if not data.get(name)]
         if missing:
             raise ConfigError(f"missing required setting(s) {missing}", where=source)
-        try:
-            return cls(**data)
-        except PolyqaError as exc:
-            what = f"{exc.what} ({exc.where})" if exc.where else exc.what
-            raise ConfigError(what, where=source, todo=exc.todo) from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), where=source) from exc
+        return construct_config(cls, data, source)
 
     @classmethod
     def load(

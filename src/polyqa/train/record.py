@@ -25,7 +25,6 @@ from typing import Any
 from polyqa import __version__
 from polyqa import languages as L
 from polyqa.batching.pairs import TrainingPairs
-from polyqa.batching.planner import HYBRID
 from polyqa.batching.planner import HYBRID, decode_flat_index
 from polyqa.corpus import reader
 from polyqa.encoders import resolve_encoder
