@@ -8,10 +8,12 @@ with size). Each child reports its own peak RSS (``ru_maxrss``) and the time
 spent in shard writing. Streaming means memory is bounded by one shard: the
 target is peak RSS of the larger build within 1.2x of the smaller.
 
-    python benchmarks/corpus.py                       # 2,000 and 20,000 QA pairs
-    python benchmarks/corpus.py --sizes 500,5000      # quicker
+    python benchmarks/corpus.py --quick               # 500 and 5,000 QA pairs, 5 rounds (about 1 min)
+    python benchmarks/corpus.py                       # 2,000 and 20,000 QA pairs, 5 rounds
 
-The last line printed is a JSON object with ``rss_ratio`` and ``rows_per_s``.
+Sizes alternate small, large, then large, small (ABBA) over >= 5 rounds; the figures are the
+medians of the per-round ``rss_ratio`` (large / small, target <= 1.2) and the large build's
+shard-writing ``write_rows_per_s``. The last line printed is the JSON of ``benchmarks/method.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from method import Measured, Run, alternate, log, value_figure  # noqa: E402
 
 
 def synthesise(path: Path, n: int) -> None:
@@ -75,7 +81,9 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--quick", action="store_true", help="500 and 5,000 QA pairs")
+    parser.add_argument("--sizes", default=None, help="two sizes, small,large (default 2000,20000; quick 500,5000)")
+    parser.add_argument("--rounds", type=int, default=5, help="ABBA rounds (at least 5)")
     parser.add_argument("--shard-rows", type=int, default=1000)
     parser.add_argument("--language", default="deu_Latn")
     parser.add_argument("--workdir", help="keep inputs and corpora here (default: a temporary folder)")
@@ -88,40 +96,52 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    small, large = (int(s) for s in (args.sizes or ("500,5000" if args.quick else "2000,20000")).split(","))
+    run = Run("corpus", {"quick": args.quick, "sizes": [small, large], "shard_rows": args.shard_rows,
+                         "rounds": args.rounds})
 
     from polyqa.translate.tiny import build_tiny_model
 
-    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="polyqa-bench-") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         tiny = build_tiny_model(work / "tiny-nllb")  # built once, outside the measured processes
-        results = []
-        for size in sizes:
-            records = work / f"records-{size}.jsonl"
-            synthesise(records, size)
+        for size in (small, large):
+            synthesise(work / f"records-{size}.jsonl", size)
+        builds = iter(range(10**6))
+
+        def build(size: int):
+            """One build in its own process; its peak RSS and shard-writing time, measured inside it."""
             out = subprocess.run(
-                [sys.executable, __file__, "--child", "--size", str(size), "--records", str(records),
-                 "--output", str(work / f"corpus-{size}"), "--tiny", str(tiny.hf_dir.parent),
-                 "--shard-rows", str(args.shard_rows), "--language", args.language],
-                capture_output=True, text=True, check=False)
+                [sys.executable, __file__, "--child", "--size", str(size), "--records",
+                 str(work / f"records-{size}.jsonl"), "--output", str(work / f"corpus-{size}-{next(builds)}"),
+                 "--tiny", str(tiny.hf_dir.parent), "--shard-rows", str(args.shard_rows), "--language",
+                 args.language], capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 sys.exit(f"build of {size} failed:\n{out.stderr[-4000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(result)
-            print(f"{size:>7} QA pairs: {result['rows']} rows in {result['shards']} shards/language, "
-                  f"peak RSS {result['peak_rss_mb']:.0f} MB, shard writing {result['rows_per_s_write']:.0f} rows/s, "
-                  f"translation {result['translate_seconds']:.1f} s, total {result['total_seconds']:.1f} s")
-        small, large = results[0], results[-1]
-        summary = {
-            "sizes": sizes,
-            "peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in results],
-            "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
-            "rows_per_s": round(sum(r["rows"] for r in results) / sum(r["write_seconds"] for r in results), 1),
-            "rows_per_s_by_size": [round(r["rows_per_s_write"], 1) for r in results],
-            "target_rss_ratio": 1.2,
-        }
-        print(json.dumps(summary))
+            log(f"{size:>7} QA pairs: {result['rows']} rows in {result['shards']} shards/language, peak RSS "
+                f"{result['peak_rss_mb']:.0f} MB, shard writing {result['rows_per_s_write']:.0f} rows/s, "
+                f"translation {result['translate_seconds']:.1f} s, total {result['total_seconds']:.1f} s")
+            return Measured(result["total_seconds"], result)
+
+        results: dict[str, list[dict]] = {"small": [], "large": []}
+
+        def keep(out: dict) -> None:
+            for side, result in out.items():
+                results[side].append(result)
+
+        alternate("corpus", [("small", lambda: build(small)), ("large", lambda: build(large))],
+                  rounds=args.rounds, warmup=False, check=keep)
+        run.add(value_figure("rss_ratio", [b["peak_rss_mb"] / a["peak_rss_mb"]
+                                           for a, b in zip(results["small"], results["large"])],
+                             target=1.2, higher_is_better=False, unit="x",
+                             note=f"peak RSS of the {large:,}-pair build / the {small:,}-pair build"))
+        run.add(value_figure("write_rows_per_s", [r["rows_per_s_write"] for r in results["large"]], unit="rows/s",
+                             note=f"shard writing throughput of the {large:,}-pair build"))
+        run.extra.update({"peak_rss_mb": {side: [round(r["peak_rss_mb"], 1) for r in rs]
+                                          for side, rs in results.items()}})
+        run.finish()
 
 
 if __name__ == "__main__":

@@ -13,23 +13,28 @@ cross-lingual pairs, multilingual, R@1/R@10, rank distance) for all queries.
 The naive reference is what one would write first: per query,
 ``sklearn.metrics.average_precision_score`` on the multilingual pool and on
 each language block (12 calls per query with 11 languages). It is timed on a random
-sample of queries in the same run and extrapolated per query; values are
-checked equal on the sample. Timings on shared cores are noisy: compare the
-ratio, not the seconds.
+sample of queries in the same rounds (ABBA, >= 5) and extrapolated per query; values are
+checked equal on the sample every round. The figure ``speedup_vs_sklearn`` is the
+median of the per-round ratios.
 
     python benchmarks/evaluate.py [--quick] [--sample 150]
 
-The last line printed is a JSON object.
+The last line printed is the JSON of ``benchmarks/method.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from method import Measured, Run, alternate, ratio_figure, value_figure  # noqa: E402
 
 
 def synthetic_xquad_r(n_lang=11, n_qids=1190, cands_per_lang=1183, dim=384, seed=0):
@@ -80,53 +85,57 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 languages instead of 11")
     parser.add_argument("--sample", type=int, default=150, help="queries timed with the naive reference")
     parser.add_argument("--chunk-size", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=5, help="ABBA rounds (at least 5)")
     args = parser.parse_args()
+    n_lang = 3 if args.quick else 11
+    run = Run("evaluate", {"quick": args.quick, "languages": n_lang, "sample": args.sample,
+                           "chunk_size": args.chunk_size, "rounds": args.rounds})
 
     import torch
 
     from polyqa.evaluate.report import summarize_lareqa
     from polyqa.evaluate.retrieval import score_lareqa
 
-    n_lang = 3 if args.quick else 11
     bench, q_emb, c_emb = synthetic_xquad_r(n_lang=n_lang)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
-    scores = score_lareqa(bench, q_emb, c_emb, chunk_size=args.chunk_size)
-    summary = summarize_lareqa(bench, scores)
-    fast_seconds = time.perf_counter() - t0
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
     rng = np.random.default_rng(1)
     rows = rng.choice(len(bench.queries), size=min(args.sample, len(bench.queries)), replace=False)
-    t0 = time.perf_counter()
-    pool, per_lang = naive_sklearn(bench, q_emb, c_emb, rows)
-    naive_sample_seconds = time.perf_counter() - t0
-    naive_extrapolated = naive_sample_seconds / len(rows) * len(bench.queries)
-    max_diff = float(max(np.abs(pool - scores.ap_pool[rows]).max(), np.abs(per_lang - scores.ap_lang[rows]).max()))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    s = summary["settings"]
-    result = {
-        "benchmark": "evaluate-scoring",
-        "queries": len(bench.queries),
-        "candidates": len(bench.candidates),
-        "languages": n_lang,
-        "torch_threads": torch.get_num_threads(),
-        "chunk_size": args.chunk_size,
-        "batched_seconds_all_settings": round(fast_seconds, 3),
-        "naive_sklearn_seconds_sample": round(naive_sample_seconds, 3),
-        "naive_sample_queries": len(rows),
-        "naive_sklearn_seconds_extrapolated": round(naive_extrapolated, 1),
-        "speedup_vs_sklearn": round(naive_extrapolated / fast_seconds, 1),
-        "max_abs_ap_difference_on_sample": max_diff,
+    def batched():
+        scores = score_lareqa(bench, q_emb, c_emb, chunk_size=args.chunk_size)
+        return scores, summarize_lareqa(bench, scores)
+
+    def naive():
+        """sklearn on the sample, extrapolated to every query (it is linear in queries)."""
+        t0 = time.perf_counter()
+        out = naive_sklearn(bench, q_emb, c_emb, rows)
+        return Measured((time.perf_counter() - t0) / len(rows) * len(bench.queries), out)
+
+    differences: list[float] = []
+
+    def check(out: dict) -> None:
+        (scores, _), (pool, per_lang) = out["batched"], out["naive_sklearn"]
+        differences.append(float(max(np.abs(pool - scores.ap_pool[rows]).max(),
+                                     np.abs(per_lang - scores.ap_lang[rows]).max())))
+        if differences[-1] > 1e-6:
+            raise SystemExit(f"the batched scorer and sklearn disagree on the sample: {differences[-1]:.2e}")
+
+    seconds = alternate("evaluate", [("naive_sklearn", naive), ("batched", batched)], rounds=args.rounds, check=check)
+    run.add(ratio_figure("speedup_vs_sklearn", seconds, "naive_sklearn", "batched",
+                         note=f"per-query sklearn (extrapolated from {len(rows)} queries) / the batched scorer, "
+                              f"{len(bench.queries)} x {len(bench.candidates)}, all settings"))
+    run.add(value_figure("batched_seconds", seconds["batched"], higher_is_better=False, unit="s"))
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    scores = score_lareqa(bench, q_emb, c_emb, chunk_size=args.chunk_size)
+    s = summarize_lareqa(bench, scores)["settings"]
+    run.extra.update({
+        "queries": len(bench.queries), "candidates": len(bench.candidates), "languages": n_lang,
+        "torch_threads": torch.get_num_threads(), "naive_sample_queries": len(rows),
+        "max_abs_ap_difference_on_sample": max(differences),
         "peak_rss_growth_mb": round(rss_after - rss_before, 1),
         "synthetic_mAP": {k: round(s[k]["mAP"], 4) for k in ("monolingual", "cross-lingual", "multilingual")},
-        "synthetic_rank_distance": round(summary["rank_distance"]["mean"], 1),
-    }
-    print(f"batched scorer, all settings, {len(bench.queries)} x {len(bench.candidates)}: {fast_seconds:.2f} s")
-    print(f"sklearn per query ({n_lang + 1} AP calls), {len(rows)} queries: {naive_sample_seconds:.2f} s "
-          f"-> {naive_extrapolated:.0f} s extrapolated; ratio {naive_extrapolated / fast_seconds:.0f}x; "
-          f"max |AP diff| {max_diff:.2e}")
-    print(json.dumps(result))
+    })
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@
 - The load average and CPU count are recorded at the start and the end. A run
   is ``quiet`` when the 1-minute load at its start was below 1; otherwise a
   warning line is printed, because a ratio taken under load is noise. (The run's
-  own work raises the load, so the end value says little; the start decides.)
+  own work raises the load, so the end value says little; the start decides.) Each
+  round also records the CPU time other processes took (``OthersClock``), so a run
+  that others joined half-way shows it.
 
 Every script prints one JSON object as its last line: ``{"benchmark": ..., "figures":
 {name: {median, min, max, target, higher_is_better, rounds, per_round, seconds}},
@@ -24,6 +26,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -33,6 +36,7 @@ from typing import Any
 
 MIN_ROUNDS = 5
 QUIET_LOAD = 1.0
+OTHERS_CPU: list[float] = []  # per timed round of this run: other processes' share of the cpus
 
 
 def log(message: str) -> None:
@@ -47,6 +51,37 @@ def machine_state() -> dict[str, Any]:
         cpus = os.cpu_count() or 1
     return {"load1": round(load1, 2), "load5": round(load5, 2), "load15": round(load15, 2), "cpus": cpus,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+class OthersClock:
+    """CPU time spent by other processes while this one measures: the machine's busy time
+    (/proc/stat) minus this process's and its finished children's CPU time. As a share of all
+    cores: 0 on an idle machine, 1 when others keep every core busy. None where /proc is missing.
+    """
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(fields[:3]) + sum(fields[5:8])) / self.tick  # user nice system, irq softirq steal
+        own = sum(getattr(resource.getrusage(who), k) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for k in ("ru_utime", "ru_stime"))
+        return busy, own, time.monotonic()
+
+    def share(self) -> float | None:
+        """Others' CPU share since the last call (or creation), and restart the clock."""
+        now = self._sample()
+        start, self.start = self.start, now
+        if start is None or now is None or now[2] <= start[2]:
+            return None
+        others = (now[0] - start[0]) - (now[1] - start[1])
+        return max(0.0, others / ((now[2] - start[2]) * machine_state()["cpus"]))
 
 
 def wait_until_quiet(max_seconds: float, *, poll: float = 10.0, below: float = QUIET_LOAD) -> dict[str, Any]:
@@ -123,15 +158,21 @@ def alternate(label: str, sides: list[tuple[str, Callable[[], Any]]], *, rounds:
         for side, fn in sides:
             spent, _ = timed(fn)
             log(f"{label} warm-up: {side} {spent:.2f} s (not counted)")
+    others = OthersClock()
+    shares: list[float | None] = []
     for r in range(rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         outputs: dict[str, Any] = {}
         for side, fn in order:
             spent, outputs[side] = timed(fn)
             seconds[side].append(spent)
+        shares.append(others.share())
         if check is not None:
             check(outputs)
-        log(f"{label} round {r + 1}/{rounds}: " + ", ".join(f"{side} {seconds[side][-1]:.2f} s" for side, _ in sides))
+        busy = "" if shares[-1] is None else f" (other processes used {shares[-1]:.0%} of the cpus)"
+        log(f"{label} round {r + 1}/{rounds}: " + ", ".join(f"{side} {seconds[side][-1]:.2f} s" for side, _ in sides)
+            + busy)
+    OTHERS_CPU.extend(s for s in shares if s is not None)
     return seconds
 
 
@@ -194,10 +235,12 @@ class Run:
 
     def finish(self) -> dict[str, Any]:
         end = machine_state()
+        others = {"others_cpu_share_max": round(max(OTHERS_CPU), 3),
+                  "others_cpu_share_median": round(statistics.median(OTHERS_CPU), 3)} if OTHERS_CPU else {}
         summary = {
             "benchmark": self.benchmark,
             "figures": {f.name: f.summary() for f in self.figures},
-            "machine": {"start": self.start, "end": end, "cpus": self.start["cpus"]},
+            "machine": {"start": self.start, "end": end, "cpus": self.start["cpus"], **others},
             "quiet": self.quiet,
             **self.extra,
         }
@@ -206,6 +249,9 @@ class Run:
             target = "" if f.target is None else f" (target {'>=' if f.higher_is_better else '<='} {f.target})"
             print(f"{f.name}: median {f.median:.3f} {f.unit}, spread {spread} over {len(f.values)} rounds{target}",
                   flush=True)
+        if others:
+            print(f"other processes used {others['others_cpu_share_median']:.0%} of the cpus in the median round, "
+                  f"{others['others_cpu_share_max']:.0%} at most", flush=True)
         if not self.quiet:
             print(f"warning: not quiet (load {self.start['load1']} at start, {end['load1']} at end): "
                   "rerun alone on an idle machine", flush=True)

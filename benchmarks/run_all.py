@@ -4,7 +4,9 @@
     python benchmarks/run_all.py --full          # the scripts' full sizes
     python benchmarks/run_all.py --only translate,build
 
-Columns: figure, target, median, spread (min-max over the ABBA rounds), met, quiet.
+Columns: figure, target, median, spread (min-max over the ABBA rounds), met, quiet (1-minute
+load below 1 when the script started), others (the most CPU other processes took in any
+timed round, as a share of all cores: a figure is a result only when this stays near 0%).
 Before each script the runner waits (up to ``--settle`` seconds) for the 1-minute
 load to fall below 1, so one script's own load does not mark the next one as
 not quiet. Run it alone on an idle machine: a figure measured under load is noise.
@@ -56,6 +58,11 @@ def _number(value: float) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def others(summary: dict) -> str:
+    share = (summary.get("machine") or {}).get("others_cpu_share_max")
+    return "-" if share is None else f"{share:.0%}"
+
+
 def figure_rows(name: str, summary: dict) -> list[list[str]]:
     quiet = "yes" if summary.get("quiet") else "NO"
     rows = []
@@ -68,7 +75,8 @@ def figure_rows(name: str, summary: dict) -> list[list[str]]:
         unit = f.get("unit", "x")
         unit = "" if unit in ("x", "") else f" {unit}"
         rows.append([f"{name}:{figure}", f"{'>=' if better else '<='} {target}" if target is not None else "-",
-                     f"{_number(f['median'])}{unit}", f"{_number(f['min'])}-{_number(f['max'])}", met, quiet])
+                     f"{_number(f['median'])}{unit}", f"{_number(f['min'])}-{_number(f['max'])}", met, quiet,
+                     others(summary)])
     return rows
 
 
@@ -82,7 +90,8 @@ def fault_rows(name: str, summary: dict) -> list[list[str]]:
         value = summary[key]
         shown = json.dumps(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else str(value)
         met = "-" if must is None else ("yes" if value == must else "NO")
-        rows.append([f"{name}:{key}", "-" if must is None else f"= {json.dumps(must)}", shown, "-", met, quiet])
+        rows.append([f"{name}:{key}", "-" if must is None else f"= {json.dumps(must)}", shown, "-", met, quiet,
+                     others(summary)])
     return rows
 
 
@@ -91,7 +100,7 @@ def rows_of(name: str, summary: dict) -> list[list[str]]:
     if any(key in summary for key in FAULT_KEYS):
         rows += fault_rows(name, summary)
     if not rows:
-        rows.append([f"{name}: no figures in its JSON", "", "", "", "", ""])
+        rows.append([f"{name}: no figures in its JSON", "", "", "", "", "", ""])
     return rows
 
 
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"below {QUIET_LOAD} (default 240)")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
-    table = [["figure", "target", "median", "spread", "met", "quiet"]]
+    table = [["figure", "target", "median", "spread", "met", "quiet", "others"]]
     failed = []
     started = time.perf_counter()
     for script, quick in SCRIPTS:
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and name not in wanted:
             continue
         if not (HERE / script).is_file():
-            table.append([f"{name}: missing ({script} is not in benchmarks/)", "", "", "", "", ""])
+            table.append([f"{name}: missing ({script} is not in benchmarks/)", "", "", "", "", "", ""])
             continue
         state = wait_until_quiet(args.settle)
         command = [sys.executable, str(HERE / script), *([] if args.full else quick)]
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = last_json(done.stdout)
         if done.returncode != 0 or summary is None:
             failed.append(name)
-            table.append([f"{name}: FAILED (exit {done.returncode})", "", "", "", "", ""])
+            table.append([f"{name}: FAILED (exit {done.returncode})", "", "", "", "", "", ""])
             continue
         table.extend(rows_of(name, summary))
     print_table(table)

@@ -3,10 +3,11 @@
 One call translates a list of segments (sentences) into one or more target
 languages. Work is done once per unique (segment, target): segments found in
 the persistent cache are not translated again, the rest are tokenised once with
-the model's own Hugging Face tokenizer, sorted by length, cut into batches under
-a token budget, and submitted asynchronously so every CTranslate2 worker has a
-batch to run. Results go back to the caller's order and into the cache as each
-batch finishes, so an interrupted job resumes where it stopped.
+the model's own tokenizer (its ``tokenizer.json``), sorted by length, cut into
+batches under a token budget, as many as keep every CTranslate2 worker busy and
+of even size (``plan_batches``), and submitted asynchronously. Results go back
+to the caller's order and into the cache as each batch finishes, so an
+interrupted job resumes where it stopped.
 
 NLLB conventions: the source is
 ``[src_lang] + pieces + ["</s>"]``, the target prefix is ``[tgt_lang]``, the
@@ -383,11 +384,7 @@ class TranslationEngine:
         # last ones to finish are short, and balanced over the workers (see plan_batches).
         order = sorted(range(len(units)), key=lambda u: (-len(tokens(units[u])), jobs[units[u][0]][1]))
         widths = [len(tokens(units[u])) for u in order]
-        if getattr(self, "_greedy_batches", False):
-            cuts = _cut(widths, self.decoding.max_batch_tokens)
-        else:
-            cuts = plan_batches(widths, self.decoding.max_batch_tokens, self.num_workers)
-        batches = [order[a:b] for a, b in cuts]
+        batches = [order[a:b] for a, b in plan_batches(widths, self.decoding.max_batch_tokens, self.num_workers)]
         self.stats.batches += len(batches)
 
         pending: dict[str, list[tuple[str, str]]] = {}
