@@ -34,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.futures import as_completed
 
+from polyqa import storage
 from polyqa.corpus.config import BuildConfig
 from polyqa.corpus.job import BuildJob, Unit, UnitResult, build_unit
 from polyqa.corpus.manifest import Manifest
@@ -143,7 +144,7 @@ def build_corpus(
     emit_event(
         event="polyqa.corpus.built",
         resource={"prefect.resource.id": f"polyqa.corpus.{name}", "prefect.resource.name": name},
-        payload={"corpus_dir": str(Path(output).resolve()), "name": name,
+        payload={"corpus_dir": storage.display(output), "name": name,
                  "languages": summary["languages"], "records": summary["records"]},
     )
     return summary

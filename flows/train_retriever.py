@@ -21,6 +21,8 @@ from prefect import flow, get_run_logger, task
 from prefect.events import emit_event
 from prefect.runtime import task_run
 
+from polyqa import storage
+
 if TYPE_CHECKING:
     from polyqa.train import TrainConfig
 
@@ -88,7 +90,7 @@ def train_retriever_flow(
         event="polyqa.retriever.trained",
         resource={"prefect.resource.id": f"polyqa.retriever.{Path(summary['model_dir']).parent.name}"},
         payload={"model_dir": str(Path(summary["model_dir"]).resolve()),
-                 "corpus_dir": str(Path(config.corpus).resolve()),
+                 "corpus_dir": storage.display(config.corpus),
                  "run_record": str(Path(summary["run_record"]).resolve()),
                  "heldout_articles_file": summary["heldout_articles_file"]},
     )

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from polyqa import languages as L
+from polyqa import storage
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.schema import PROJECTION_KINDS
 from polyqa.corpus.writer import atomic_write_bytes
@@ -207,12 +208,27 @@ def quarantine_section(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def loading_snippet(manifest: Manifest, corpus_dir: Path) -> str:
+def loading_snippet(manifest: Manifest, corpus_dir: Path | storage.RemotePath) -> str:
     # The path as the build was given it: a relative output stays relative (to where the build ran).
     pattern = f"{corpus_dir}/lang=*/*.{_ext(manifest)}"
     builder = _ext(manifest)
     langs = manifest.languages
     first = langs[1] if len(langs) > 1 else langs[0]
+    if isinstance(corpus_dir, storage.RemotePath):  # the store's settings come from the environment
+        return (
+            "```python\n"
+            "from datasets import load_dataset\n\n"
+            f'corpus = load_dataset("{builder}", data_files={{"train": "{pattern}"}}, split="train", streaming=True)\n'
+            f'german = corpus.filter(lambda row: row["lang"] == "{first}")\n'
+            "print(next(iter(german)))\n\n"
+            "# or with pyarrow only\n"
+            "import fsspec\n"
+            "import pyarrow.dataset as ds\n\n"
+            f'fs, root = fsspec.core.url_to_fs("{corpus_dir}")\n'
+            f'table = ds.dataset(sorted(fs.glob(root + "/lang=*/*.{builder}")), format="{builder}", '
+            "filesystem=fs).to_table()\n"
+            "```"
+        )
     return (
         "```python\n"
         "from datasets import load_dataset\n\n"
@@ -240,8 +256,8 @@ def license_note(manifest: Manifest) -> str:
     return note
 
 
-def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
-    corpus_dir = Path(corpus_dir)
+def render_card(manifest: Manifest, corpus_dir: str | Path | storage.RemotePath) -> str:
+    corpus_dir = storage.as_path(corpus_dir)
     template = resources.files("polyqa.data").joinpath("card_template.md").read_text("utf-8")
     mt = manifest.model()
     translation = manifest.translation_totals()
@@ -286,10 +302,11 @@ def render_card(manifest: Manifest, corpus_dir: str | Path) -> str:
     return template.format_map(values)
 
 
-def write_cards(corpus_dir: str | Path, manifest: Manifest, cards_dir: str | Path | None) -> list[Path]:
+def write_cards(corpus_dir: str | Path | storage.RemotePath, manifest: Manifest,
+                cards_dir: str | Path | None) -> list[Path | storage.RemotePath]:
     """Write ``<corpus>/README.md`` and, if ``cards_dir`` is set, ``<cards_dir>/<name>.md``."""
     text = render_card(manifest, corpus_dir).encode("utf-8")
-    paths = [Path(corpus_dir) / "README.md"]
+    paths = [storage.as_path(corpus_dir) / "README.md"]
     if cards_dir:
         paths.append(Path(cards_dir) / f"{manifest.name}.md")
     for path in paths:

@@ -100,10 +100,14 @@ def _shard_starts(corpus_dir: str | Path, lang: str) -> list[tuple[Path, int]]:
     """(shard path, index of its first row within the language) in shard order."""
     import pyarrow.dataset as ds
 
+    from polyqa import storage
+
     out, start = [], 0
     for path in reader.shard_paths(corpus_dir, lang):
         out.append((path, start))
-        start += ds.dataset(str(path), format="parquet" if path.suffix == ".parquet" else "arrow").count_rows()
+        (source,), filesystem = storage.arrow_source([path])
+        start += ds.dataset(source, format="parquet" if path.suffix == ".parquet" else "arrow",
+                            filesystem=filesystem).count_rows()
     return out
 
 

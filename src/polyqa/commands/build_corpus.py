@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "files it wrote.",
     )
     p.add_argument("--config", help="YAML build config (default: the embedded sample, tiny model, 3 languages)")
-    p.add_argument("--output", required=True, help="corpus folder to create or resume")
+    p.add_argument("--output", required=True,
+                   help="corpus folder to create or resume, or an s3:// or gs:// URL (the store's settings come "
+                   "from the environment, e.g. AWS_ENDPOINT_URL)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the corpus polyqa built in --output first (only its own files; others stay)")
     p.add_argument("--allow-non-empty", action="store_true",

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "no stray or damaged files (each named, with the rows a damaged shard still holds), the schema, "
         "alignment across languages and the counts. Exit 0 when all hold, 1 when some do not, 2 when there "
         "is no corpus to check.")
-    p.add_argument("corpus_dir", help="corpus folder (with manifest.json)")
+    p.add_argument("corpus_dir", help="corpus folder (with manifest.json), or a URL such as s3://bucket/corpus")
     p.add_argument("--write-card", action="store_true", help="also regenerate the corpus' data card")
     p.add_argument("--cards-dir", default=None, help="with --write-card, also copy the card to DIR/<corpus-name>.md")
     p.set_defaults(func=run)
@@ -20,13 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0: the corpus holds; 1: it has problems (listed); 2: there is no corpus to check."""
-    from pathlib import Path
-
+    from polyqa import storage
     from polyqa.corpus.manifest import MANIFEST_FILE
     from polyqa.corpus.validate import validate_corpus
     from polyqa.errors import PolyqaError
 
-    folder = Path(args.corpus_dir)
+    folder = storage.as_path(args.corpus_dir)
     todo = "pass a corpus folder (the --output of build-corpus or import-parallel)"
     if not folder.exists():
         raise PolyqaError("no such folder", where=str(folder), todo=todo)

@@ -21,9 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from polyqa import paths
+from polyqa import paths, storage
 from polyqa.corpus.config import BuildConfig
-from polyqa.corpus.writer import QUARANTINE_FILE, QuarantineWriter, atomic_write_bytes, sha256_file
+from polyqa.corpus.writer import QUARANTINE_FILE, QuarantineWriter, atomic_write_bytes, open_arrow, sha256_file
+from polyqa.storage import AnyPath, RemotePath
 from polyqa.languages import ENGLISH
 
 WORK_DIR = "_work"
@@ -66,8 +67,8 @@ class IngestSummary:
         return asdict(self)
 
 
-def work_dir(corpus_dir: str | Path) -> Path:
-    return Path(corpus_dir) / WORK_DIR
+def work_dir(corpus_dir: str | Path | RemotePath) -> AnyPath:
+    return storage.as_path(corpus_dir) / WORK_DIR
 
 
 @lru_cache(maxsize=4096)  # passages repeat across their questions; bounded, so memory stays flat
@@ -101,7 +102,7 @@ def _to_stage_row(record: Any) -> dict[str, Any]:
     }
 
 
-def _stage_records(config: BuildConfig, corpus_dir: Path, stage_tmp: Path, normalizer: Any,
+def _stage_records(config: BuildConfig, corpus_dir: AnyPath, stage_tmp: Path, normalizer: Any,
                    log: Callable[[str], None]) -> tuple[int, int, list[dict[str, Any]], int, dict[str, int]]:
     """Normalise every source into the staging file (one batch per shard) and the quarantine."""
     from polyqa.sources.base import Quarantined, open_source, resolve_spec, source_name
@@ -140,12 +141,12 @@ def _stage_records(config: BuildConfig, corpus_dir: Path, stage_tmp: Path, norma
     return records, n_shards, sources, quarantine_rows, reasons
 
 
-def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], None] = lambda _: None
+def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callable[[str], None] = lambda _: None
            ) -> IngestSummary:
     """Stream the sources into staged shards of English records (or reuse a finished ingest of this config)."""
     from polyqa.normalize import LeakageGuard, Normalizer
 
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = storage.as_path(corpus_dir)
     work = work_dir(corpus_dir)
     info_path = work / INGEST_FILE
     if info_path.exists() and (work / STAGE_FILE).exists():
@@ -167,20 +168,25 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
     # With no MT model every record must bring all languages itself (parallel imports).
     normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else (),
                             dedup_questions=config.dedup_questions)
-    stage_tmp = work / f".{STAGE_FILE}.tmp-{os.getpid()}"
+    remote = isinstance(work, RemotePath)
+    stage_tmp = storage.spool_file(work / STAGE_FILE) if remote else work / f".{STAGE_FILE}.tmp-{os.getpid()}"
     try:
         records, n_shards, sources, quarantine_rows, reasons = _stage_records(
             config, corpus_dir, stage_tmp, normalizer, log)
-        os.replace(stage_tmp, work / STAGE_FILE)
+        records_sha256 = sha256_file(stage_tmp)
+        if remote:
+            storage.put_file(stage_tmp, work / STAGE_FILE)
+        else:
+            os.replace(stage_tmp, work / STAGE_FILE)
     finally:
-        stage_tmp.unlink(missing_ok=True)  # only left behind when staging failed
+        stage_tmp.unlink(missing_ok=True)  # only left behind when staging failed (or uploaded)
     if records == 0:
         raise ValueError(f"no usable records in the configured sources ({quarantine_rows} quarantined; "
                          f"see {corpus_dir / 'quarantine.arrow'})")
     stats = normalizer.stats()
     summary = IngestSummary(
         config_fingerprint=config.fingerprint(), records=records, n_shards=n_shards,
-        shard_rows=config.shard_rows, sources=sources, records_sha256=sha256_file(work / STAGE_FILE),
+        shard_rows=config.shard_rows, sources=sources, records_sha256=records_sha256,
         filters={**{k: v for k, v in stats.items() if k != "kept_by_source"},
                  "leakage_guard_files": list(config.exclude_passages_from),
                  "leakage_guard_passages": len(guard.keys) if guard else 0},
@@ -194,17 +200,17 @@ def ingest(config: BuildConfig, corpus_dir: str | Path, log: Callable[[str], Non
     return summary
 
 
-def quarantine_intact(corpus_dir: str | Path, quarantine: dict[str, Any]) -> bool:
+def quarantine_intact(corpus_dir: str | Path | RemotePath, quarantine: dict[str, Any]) -> bool:
     """True when quarantine.arrow is the file ingest wrote (by its checksum; True when none was recorded)."""
     expected = (quarantine or {}).get("sha256")
-    path = Path(corpus_dir) / QUARANTINE_FILE
+    path = storage.as_path(corpus_dir) / QUARANTINE_FILE
     return expected is None or (path.is_file() and sha256_file(path) == expected)
 
 
-def read_stage_shard(corpus_dir: str | Path, index: int) -> list[dict[str, Any]]:
+def read_stage_shard(corpus_dir: str | Path | RemotePath, index: int) -> list[dict[str, Any]]:
     """The staged English records of shard ``index``."""
     path = work_dir(corpus_dir) / STAGE_FILE
-    with pa.memory_map(str(path)) as source:
+    with open_arrow(path) as source:
         reader = ipc.open_file(source)
         if not 0 <= index < reader.num_record_batches:
             raise IndexError(f"{path}: no staged shard {index} (have {reader.num_record_batches})")

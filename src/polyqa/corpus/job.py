@@ -20,7 +20,9 @@ What a user can rely on:
 - One writer per output: the job holds an exclusive :class:`~polyqa.locking.OutputLock`
   from :meth:`BuildJob.open` until :meth:`BuildJob.finish` or :meth:`BuildJob.close`;
   a second build refuses at once naming the holder (or waits ``wait`` seconds). The OS
-  drops the lock when a build dies, so a killed build leaves none behind.
+  drops the lock when a build dies, so a killed build leaves none behind. On object
+  storage (``s3://``, ``gs://``; see :mod:`polyqa.storage`) the lock is a
+  :class:`~polyqa.locking.LeaseLock`, checked before every manifest write.
 - Nothing of the user's is deleted. polyqa marks a folder it creates (or one it is
   allowed into) with ``.polyqa-corpus.json``; it deletes only files it can prove it
   wrote: the manifest, shard files, the quarantine, ``_work/``, its temporary files,
@@ -42,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -53,7 +54,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from polyqa import __version__, paths
+from polyqa import __version__, paths, storage
 from polyqa.corpus.config import BuildConfig, load_config
 from polyqa.corpus.engines import close_engines, get_engine, model_description, translate_segments
 from polyqa.corpus.ingest import WORK_DIR, ingest, quarantine_intact, read_stage_shard, work_dir
@@ -71,7 +72,8 @@ from polyqa.corpus.writer import (
     write_shard,
 )
 from polyqa.errors import PolyqaError
-from polyqa.locking import HOLDER_FILE, LOCK_FILE, OutputLock, OutputLockedError
+from polyqa.locking import HOLDER_FILE, LOCK_FILE, LeaseLock, OutputLock, OutputLockedError, is_lock_name, output_lock
+from polyqa.storage import AnyPath
 from polyqa.translate.engine import TranslationStats
 
 Log = Callable[[str], None]
@@ -183,13 +185,13 @@ def _stamp() -> str:
     return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
 
 
-def _names(paths_: list[Path], limit: int = 5) -> str:
+def _names(paths_: list[AnyPath], limit: int = 5) -> str:
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in paths_)
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
 
-def read_marker(output: Path) -> dict[str, Any] | None:
+def read_marker(output: AnyPath) -> dict[str, Any] | None:
     """The folder's polyqa marker; None when there is none (a damaged one still proves the folder is polyqa's)."""
     try:
         data = json.loads((output / MARKER_FILE).read_text("utf-8"))
@@ -200,11 +202,11 @@ def read_marker(output: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def _write_marker(output: Path, marker: Mapping[str, Any]) -> None:
+def _write_marker(output: AnyPath, marker: Mapping[str, Any]) -> None:
     atomic_write_bytes(output / MARKER_FILE, (json.dumps(marker, indent=2) + "\n").encode("utf-8"))
 
 
-def _older_corpus(output: Path) -> bool:
+def _older_corpus(output: AnyPath) -> bool:
     """A corpus polyqa built before folders were marked: a manifest with polyqa's own keys."""
     try:
         data = json.loads((output / MANIFEST_FILE).read_text("utf-8"))
@@ -213,12 +215,14 @@ def _older_corpus(output: Path) -> bool:
     return isinstance(data, dict) and {"schema_version", "shards", "config_fingerprint"} <= set(data)
 
 
-def _refuse_foreign(output: Path, *, overwrite: bool, allow_non_empty: bool) -> list[Path] | None:
+def _refuse_foreign(output: AnyPath, *, overwrite: bool, allow_non_empty: bool) -> list[AnyPath] | None:
     """None for a folder polyqa made; else the files in it, after refusing what may not be done there."""
     if read_marker(output) is not None or _older_corpus(output):
         return None
     # Lock files and polyqa's temporary files (of a build that just started, or died) are not the user's.
-    others = [p for p in output.iterdir() if p.name not in LOCK_NAMES and not TEMPORARY_RE.match(p.name)]
+    others = [p for p in output.iterdir() if not is_lock_name(p.name) and not TEMPORARY_RE.match(p.name)]
+    if any(p.name == MARKER_FILE for p in others):  # written since we looked (a build starting right now)
+        return None
     if others and overwrite and not allow_non_empty:
         raise CorpusConflictError(
             f"--overwrite deletes only a corpus polyqa created, and polyqa did not create this folder: it holds "
@@ -237,7 +241,7 @@ def _refuse_foreign(output: Path, *, overwrite: bool, allow_non_empty: bool) -> 
     return others
 
 
-def _claim_output(output: Path, *, overwrite: bool, allow_non_empty: bool, log: Log) -> dict[str, Any]:
+def _claim_output(output: AnyPath, *, overwrite: bool, allow_non_empty: bool, log: Log) -> dict[str, Any]:
     """The folder's marker, writing one when polyqa may use the folder; refuses folders that are not polyqa's."""
     others = _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
     marker = read_marker(output)
@@ -257,14 +261,14 @@ def _claim_output(output: Path, *, overwrite: bool, allow_non_empty: bool, log: 
 
 def remember_card(output: str | Path, marker: dict[str, Any] | None = None) -> None:
     """Record README.md, as it is now, as a card polyqa wrote (a build replaces or removes only those)."""
-    output = Path(output)
+    output = storage.as_path(output)
     marker = marker if marker is not None else (read_marker(output) or {"polyqa": __version__, "created": None})
     sha256 = hashlib.sha256((output / CARD_FILE).read_bytes()).hexdigest()
     marker["cards"] = [*(c for c in marker.get("cards") or [] if c != sha256), sha256][-10:]
     _write_marker(output, marker)
 
 
-def _own_card(output: Path, marker: Mapping[str, Any]) -> bool:
+def _own_card(output: AnyPath, marker: Mapping[str, Any]) -> bool:
     """True when README.md is byte for byte a card polyqa wrote here."""
     card = output / CARD_FILE
     if not card.is_file():
@@ -272,7 +276,7 @@ def _own_card(output: Path, marker: Mapping[str, Any]) -> bool:
     return hashlib.sha256(card.read_bytes()).hexdigest() in (marker.get("cards") or [])
 
 
-def _remove_temporary(output: Path, log: Log) -> None:
+def _remove_temporary(output: AnyPath, log: Log) -> None:
     found = temporary_files(output)
     for path in found:
         path.unlink(missing_ok=True)
@@ -280,18 +284,18 @@ def _remove_temporary(output: Path, log: Log) -> None:
         log(f"{output}: removed {len(found)} temporary files of an interrupted build ({_names(found)})")
 
 
-def shard_files(output: Path) -> list[Path]:
+def shard_files(output: AnyPath) -> list[AnyPath]:
     """Every file named like a shard in the folder's lang= partitions."""
     return sorted(p for d in output.glob("lang=*") if d.is_dir() for p in d.iterdir()
                   if SHARD_RE.match(p.name) and p.is_file())
 
 
-def _unlisted_shards(output: Path, manifest: Manifest) -> list[Path]:
+def _unlisted_shards(output: AnyPath, manifest: Manifest) -> list[AnyPath]:
     listed = {(output / e["path"]).resolve() for e in manifest.shards}
     return [p for p in shard_files(output) if p.resolve() not in listed]
 
 
-def _remove_shard_files(output: Path, files: list[Path]) -> None:
+def _remove_shard_files(output: AnyPath, files: list[AnyPath]) -> None:
     for path in files:
         path.unlink(missing_ok=True)
     for folder in {path.parent for path in files}:
@@ -299,7 +303,7 @@ def _remove_shard_files(output: Path, files: list[Path]) -> None:
             folder.rmdir()
 
 
-def _remove_own_files(output: Path, marker: Mapping[str, Any], log: Log) -> None:
+def _remove_own_files(output: AnyPath, marker: Mapping[str, Any], log: Log) -> None:
     """Delete the corpus polyqa wrote here (for ``overwrite`` or a refresh); every other file stays."""
     removed = [p for p in (output / MANIFEST_FILE, output / QUARANTINE_FILE) if p.is_file()]
     if _own_card(output, marker):
@@ -309,13 +313,13 @@ def _remove_own_files(output: Path, marker: Mapping[str, Any], log: Log) -> None
     shards = shard_files(output)
     _remove_shard_files(output, shards)
     if (output / WORK_DIR).is_dir():
-        shutil.rmtree(output / WORK_DIR)
-    kept = [p for p in output.iterdir() if p.name not in (*LOCK_NAMES, MARKER_FILE)]
+        storage.rmtree(output / WORK_DIR)
+    kept = [p for p in output.iterdir() if not is_lock_name(p.name) and p.name != MARKER_FILE]
     log(f"{output}: removed the previous corpus ({len(removed) + len(shards)} files)"
         + (f"; kept {len(kept)} that polyqa did not write ({_names(kept)})" if kept else ""))
 
 
-def _load_manifest(output: Path, log: Log) -> Manifest | None:
+def _load_manifest(output: AnyPath, log: Log) -> Manifest | None:
     """The manifest, or None; one that cannot be read is set aside (renamed, never deleted) with a warning."""
     try:
         manifest = Manifest.load(output)
@@ -325,7 +329,7 @@ def _load_manifest(output: Path, log: Log) -> Manifest | None:
     if problem is None:
         return manifest
     target = output / f"{MANIFEST_FILE}.damaged-{_stamp()}"
-    os.replace(output / MANIFEST_FILE, target)
+    storage.move(output / MANIFEST_FILE, target)
     message = (f"{output / MANIFEST_FILE} is damaged ({problem}); moved to {target.name} and building the "
                "corpus again (translations come from the cache)")
     log(message)
@@ -333,7 +337,7 @@ def _load_manifest(output: Path, log: Log) -> Manifest | None:
     return None
 
 
-def _pending(manifest: Manifest, output: Path, languages: list[str], n_shards: int) -> list[Unit]:
+def _pending(manifest: Manifest, output: AnyPath, languages: list[str], n_shards: int) -> list[Unit]:
     """Units not in the manifest, or whose file fails its checksum."""
     return [Unit(k, lang, n_shards) for k in range(n_shards) for lang in languages
             if not manifest.verified(output, lang, k)]
@@ -346,9 +350,9 @@ class BuildJob:
     manager so a failure releases it too.
     """
 
-    def __init__(self, config: BuildConfig, output: Path, manifest: Manifest, units: list[Unit], *,
+    def __init__(self, config: BuildConfig, output: AnyPath, manifest: Manifest, units: list[Unit], *,
                  up_to_date: bool, cards_dir: str | Path | None, log: Log, started: float,
-                 lock: OutputLock | None = None, marker: dict[str, Any] | None = None):
+                 lock: OutputLock | LeaseLock | None = None, marker: dict[str, Any] | None = None):
         self.config = config
         self.output = output
         self.manifest = manifest
@@ -376,7 +380,8 @@ class BuildJob:
         """
         started = time.perf_counter()
         config = load_config(config)
-        output = Path(output)
+        output = storage.as_path(output)
+        storage.check_writable(output)  # a store polyqa cannot write safely is refused before any access
         if output.exists() and not output.is_dir():
             raise CorpusConflictError("the output is a file, not a folder", where=str(output),
                                       todo="pass a new folder, or a corpus folder, as --output")
@@ -384,13 +389,13 @@ class BuildJob:
             _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
         what = f"polyqa build-corpus ({config.name})"
         try:
-            lock = OutputLock(output, what).acquire()
+            lock = output_lock(output, what).acquire()
         except OutputLockedError as exc:
             if wait <= 0:
                 raise OutputLockedError(exc.what, where=exc.where, todo="wait for it to finish (--wait SECONDS, "
                                         "or the flow's wait, waits for it), or choose another output") from None
             log(f"{exc.what}; waiting up to {wait:g} s for it to finish")
-            lock = OutputLock(output, what, wait=wait).acquire()
+            lock = output_lock(output, what, wait=wait).acquire()
         try:
             return cls._open_locked(config, output, lock, overwrite=overwrite, refresh=refresh,
                                     allow_non_empty=allow_non_empty, cards_dir=cards_dir, log=log, started=started)
@@ -399,7 +404,7 @@ class BuildJob:
             raise
 
     @classmethod
-    def _open_locked(cls, config: BuildConfig, output: Path, lock: OutputLock, *, overwrite: bool, refresh: bool,
+    def _open_locked(cls, config: BuildConfig, output: AnyPath, lock: OutputLock | LeaseLock, *, overwrite: bool, refresh: bool,
                      allow_non_empty: bool, cards_dir: str | Path | None, log: Log, started: float) -> BuildJob:
         marker = _claim_output(output, overwrite=overwrite, allow_non_empty=allow_non_empty, log=log)
         _remove_temporary(output, log)  # we hold the lock: whoever wrote them is gone
@@ -453,6 +458,7 @@ class BuildJob:
 
     def record(self, result: UnitResult) -> None:
         """Add a written unit to the manifest and save it (only the process that opened the job does this)."""
+        self._check_lock()
         if result.model is not None:
             self.manifest.set_model(result.model)
         self.manifest.add_shard(result.shard, translation=result.translation.as_dict() if result.translation else {},
@@ -469,6 +475,7 @@ class BuildJob:
                 raise RuntimeError(f"{self.output}: {len(missing)} shards are still missing or fail their "
                                    f"checksum: {[(u.index, u.lang) for u in missing[:5]]}")
             self.manifest.total(run_seconds=time.perf_counter() - self._started)
+            self._check_lock()
             self.manifest.save(self.output)
             self._write_cards()
             stray = _unlisted_shards(self.output, self.manifest)
@@ -476,7 +483,7 @@ class BuildJob:
                 _remove_shard_files(self.output, stray)
                 self.log(f"{self.output}: removed {len(stray)} shard files the manifest does not list "
                          f"({_names(stray)})")
-            shutil.rmtree(work_dir(self.output), ignore_errors=True)
+            storage.rmtree(work_dir(self.output), ignore_errors=True)
             _remove_temporary(self.output, self.log)
             close_engines()  # the models are not needed once every unit is built
             return self.manifest
@@ -490,7 +497,7 @@ class BuildJob:
         card = self.output / CARD_FILE
         if card.exists() and not _own_card(self.output, self._marker):
             kept = card.with_name(f"{CARD_FILE}.kept-{_stamp()}")
-            os.replace(card, kept)
+            storage.move(card, kept)
             self.log(f"{card} was not written by polyqa (edited or put there); kept as {kept.name}")
         # Recorded before the card is written, so a build killed in between still knows the card is its own.
         expected = hashlib.sha256(render_card(self.manifest, self.output).encode("utf-8")).hexdigest()
@@ -499,6 +506,11 @@ class BuildJob:
         cards_dir = self.cards_dir if self.cards_dir is not None else self.config.card_dir
         write_cards(self.output, self.manifest, paths.expand(cards_dir) if cards_dir else None)
         remember_card(self.output, self._marker)
+
+    def _check_lock(self) -> None:
+        """Raise unless the job still holds its output (a lease on object storage can be lost by stalling)."""
+        if self._lock is not None:
+            self._lock.check()
 
     def close(self) -> None:
         """Release the output (idempotent). A job closed before :meth:`finish` resumes on the next open."""

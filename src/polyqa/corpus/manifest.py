@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyqa import __version__
+from polyqa import __version__, storage
 from polyqa.corpus.schema import SCHEMA_VERSION, SENTENCE_NONE
 from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, atomic_write_bytes, sha256_file
 from polyqa.languages import ENGLISH
@@ -125,12 +125,12 @@ class Manifest:
 
     # -- file -----------------------------------------------------------------
     @classmethod
-    def load(cls, corpus_dir: str | Path) -> Manifest | None:
-        path = Path(corpus_dir) / MANIFEST_FILE
-        if not path.exists():
-            return None
+    def load(cls, corpus_dir: str | Path | storage.RemotePath) -> Manifest | None:
+        path = storage.as_path(corpus_dir) / MANIFEST_FILE
         try:
             data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
         except UnicodeDecodeError as exc:
@@ -139,9 +139,9 @@ class Manifest:
             raise ValueError(f"{path}: not a JSON object")
         return cls(data)
 
-    def save(self, corpus_dir: str | Path) -> None:
+    def save(self, corpus_dir: str | Path | storage.RemotePath) -> None:
         text = json.dumps(self.data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-        atomic_write_bytes(Path(corpus_dir) / MANIFEST_FILE, text.encode("utf-8"))
+        atomic_write_bytes(storage.as_path(corpus_dir) / MANIFEST_FILE, text.encode("utf-8"))
 
     # -- shards ---------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -170,14 +170,17 @@ class Manifest:
         self.shards.append(entry)
         self.shards.sort(key=lambda e: (e["lang"], e["index"]))
 
-    def verified(self, corpus_dir: str | Path, lang: str, index: int) -> bool:
+    def verified(self, corpus_dir: str | Path | storage.RemotePath, lang: str, index: int) -> bool:
         """True when the manifest lists this shard and the file's sha256 matches."""
         entry = self.shard(lang, index)
         if entry is None:
             return False
-        path = Path(corpus_dir) / entry["path"]
-        return path.exists() and path.stat().st_size == entry.get("bytes", path.stat().st_size) \
-            and sha256_file(path) == entry["sha256"]
+        path = storage.as_path(corpus_dir) / entry["path"]
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return False
+        return size == entry.get("bytes", size) and sha256_file(path) == entry["sha256"]
 
     def entries_for(self, lang: str) -> list[dict[str, Any]]:
         return [e for e in self.shards if e["lang"] == lang]

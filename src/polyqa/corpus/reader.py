@@ -2,6 +2,9 @@
 
 Shards are aligned across languages (shard k of every language holds the same
 qa_ids in the same order), so a parallel view is a zip, not a join.
+
+``corpus_dir`` is a local folder or any fsspec URL (``s3://bucket/corpus``,
+``hf://datasets/user/corpus``, ``file://...``); see :mod:`polyqa.storage`.
 """
 
 from __future__ import annotations
@@ -14,47 +17,52 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from polyqa import languages as L
+from polyqa import storage
 from polyqa.corpus.schema import CORPUS_SCHEMA
+from polyqa.storage import AnyPath, RemotePath
 
 SHARD_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.(arrow|parquet)$")
 
 
-def corpus_languages(corpus_dir: str | Path) -> list[str]:
+def corpus_languages(corpus_dir: str | Path | RemotePath) -> list[str]:
     """Languages present in a corpus folder, from its ``lang=`` partitions."""
-    root = Path(corpus_dir)
+    root = storage.as_path(corpus_dir)
     langs = sorted(p.name.split("=", 1)[1] for p in root.glob("lang=*") if p.is_dir())
     if not langs:
         raise FileNotFoundError(f"{root}: no lang=<code>/ partitions; is this a polyqa corpus?")
     return langs
 
 
-def shard_paths(corpus_dir: str | Path, lang: str) -> list[Path]:
+def shard_paths(corpus_dir: str | Path | RemotePath, lang: str) -> list[AnyPath]:
     """Shard files of one language in shard order."""
-    folder = Path(corpus_dir) / f"lang={L.normalize(lang)}"
+    folder = storage.as_path(corpus_dir) / f"lang={L.normalize(lang)}"
     paths = [p for p in folder.iterdir() if SHARD_RE.match(p.name)] if folder.is_dir() else []
     if not paths:
         raise FileNotFoundError(f"{folder}: no shards for language {lang}")
     return sorted(paths, key=lambda p: int(SHARD_RE.match(p.name).group(1)))
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: AnyPath) -> str:
     return "parquet" if path.suffix == ".parquet" else "arrow"
 
 
-def open_corpus(corpus_dir: str | Path) -> ds.Dataset:
+def shard_dataset(files: list[AnyPath]) -> ds.Dataset:
+    """Shard files (local or on one store) as a ``pyarrow.dataset`` of CORPUS_SCHEMA."""
+    sources, filesystem = storage.arrow_source(files)
+    return ds.dataset(sources, format=_format_of(files[0]), schema=CORPUS_SCHEMA, filesystem=filesystem)
+
+
+def open_corpus(corpus_dir: str | Path | RemotePath) -> ds.Dataset:
     """The whole corpus as a ``pyarrow.dataset`` (``lang`` comes from the files' own column)."""
-    root = Path(corpus_dir)
-    files = [p for lang in corpus_languages(root) for p in shard_paths(root, lang)]
-    return ds.dataset([str(p) for p in files], format=_format_of(files[0]), schema=CORPUS_SCHEMA)
+    root = storage.as_path(corpus_dir)
+    return shard_dataset([p for lang in corpus_languages(root) for p in shard_paths(root, lang)])
 
 
 def read_language(
-    corpus_dir: str | Path, lang: str, columns: Sequence[str] | None = None
+    corpus_dir: str | Path | RemotePath, lang: str, columns: Sequence[str] | None = None
 ) -> pa.Table:
     """All rows of one language, in shard order (so aligned with every other language)."""
-    paths = shard_paths(corpus_dir, lang)
-    dataset = ds.dataset([str(p) for p in paths], format=_format_of(paths[0]), schema=CORPUS_SCHEMA)
-    return dataset.to_table(columns=list(columns) if columns else None)
+    return shard_dataset(shard_paths(corpus_dir, lang)).to_table(columns=list(columns) if columns else None)
 
 
 def iter_parallel(
@@ -75,10 +83,7 @@ def iter_parallel(
     for k in range(next(iter(counts.values()))):
         shard = {}
         for lang in langs:
-            path = per_lang[lang][k]
-            table = ds.dataset(str(path), format=_format_of(path), schema=CORPUS_SCHEMA).to_table(
-                columns=list(columns) if columns else None
-            )
+            table = shard_dataset([per_lang[lang][k]]).to_table(columns=list(columns) if columns else None)
             shard[lang] = table
         ids = {lang: t.column("qa_id") for lang, t in shard.items() if "qa_id" in t.column_names}
         first = next(iter(ids.values()), None)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.ipc as ipc
 
+from polyqa import storage
 from polyqa.corpus.manifest import MANIFEST_FILE, Manifest
 from polyqa.corpus.reader import SHARD_RE
 from polyqa.corpus.schema import (
@@ -29,14 +30,15 @@ from polyqa.corpus.schema import (
     SENTENCE_SOURCE,
     SENTENCE_SOURCES,
 )
-from polyqa.corpus.writer import QUARANTINE_FILE, ids_digest, read_quarantine, sha256_file, temporary_files
+from polyqa.corpus.writer import QUARANTINE_FILE, ids_digest, open_arrow, read_quarantine, sha256_file, temporary_files
+from polyqa.storage import AnyPath, RemotePath
 
 MAX_ROW_ERRORS = 20  # per shard, so a broken corpus gives a readable report
 
 
 @dataclass
 class ValidationReport:
-    corpus_dir: Path
+    corpus_dir: AnyPath
     errors: list[str] = field(default_factory=list)
     checked_shards: int = 0
     rows: dict[str, int] = field(default_factory=dict)
@@ -55,14 +57,15 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _read_table(path: Path) -> pa.Table:
+def _read_table(path: AnyPath) -> pa.Table:
     if path.suffix == ".parquet":
-        return ds.dataset(str(path), format="parquet").to_table()
-    with pa.memory_map(str(path)) as source:
+        files, filesystem = storage.arrow_source([path])
+        return ds.dataset(files[0], format="parquet", filesystem=filesystem).to_table()
+    with open_arrow(path) as source:
         return ipc.open_file(source).read_all()
 
 
-def _readable_rows(path: Path) -> tuple[int, str | None]:
+def _readable_rows(path: AnyPath) -> tuple[int, str | None]:
     """Rows a damaged shard still yields, and why it cannot be read whole (None when it can)."""
     try:
         return _read_table(path).num_rows, None
@@ -71,7 +74,7 @@ def _readable_rows(path: Path) -> tuple[int, str | None]:
     rows = 0
     if path.suffix != ".parquet":  # an Arrow file is "ARROW1" + padding, then a stream: count its whole batches
         try:
-            with open(path, "rb") as f:
+            with (path.open("rb") if isinstance(path, RemotePath) else open(path, "rb")) as f:
                 f.seek(8)
                 reader = ipc.open_stream(pa.BufferReader(f.read()))
                 for batch in reader:
@@ -82,7 +85,7 @@ def _readable_rows(path: Path) -> tuple[int, str | None]:
     return rows, problem
 
 
-def _damage(path: Path, entry: dict) -> str:
+def _damage(path: AnyPath, entry: dict) -> str:
     """What is wrong with a shard whose checksum fails: size, and the rows it really holds."""
     parts = []
     size = path.stat().st_size
@@ -156,8 +159,8 @@ def check_rows(table: pa.Table, lang: str, where: str, english: list[int | None]
     return errors
 
 
-def validate_corpus(corpus_dir: str | Path) -> ValidationReport:
-    root = Path(corpus_dir)
+def validate_corpus(corpus_dir: str | Path | RemotePath) -> ValidationReport:
+    root = storage.as_path(corpus_dir)
     report = ValidationReport(root)
     errors = report.errors
     if not (root / MANIFEST_FILE).exists():

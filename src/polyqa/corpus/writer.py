@@ -3,6 +3,10 @@
 A shard is ``<corpus>/lang=<code>/part-KKKKK-of-NNNNN.arrow`` (Arrow IPC file,
 zstd) or ``.parquet``. A file only appears under its final name once it is
 complete, so a killed run leaves no half-written shard behind.
+
+On object storage (a :class:`~polyqa.storage.RemotePath`) there is no rename:
+the file is written to a local temporary file and uploaded in one call, and an
+object becomes visible only when its upload completes, so the same holds.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from polyqa import storage
 from polyqa.corpus.schema import CORPUS_SCHEMA, QUARANTINE_SCHEMA
+from polyqa.storage import AnyPath, RemotePath
 
 FORMATS = {"arrow": "arrow", "parquet": "parquet"}
 QUARANTINE_FILE = "quarantine.arrow"
@@ -33,9 +39,9 @@ def shard_relpath(lang: str, index: int, total: int, fmt: str = "arrow") -> str:
     return f"lang={lang}/part-{index:05d}-of-{total:05d}.{FORMATS[fmt]}"
 
 
-def sha256_file(path: str | Path) -> str:
+def sha256_file(path: str | Path | RemotePath) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with (path.open("rb", block_size=1 << 22) if isinstance(path, RemotePath) else open(path, "rb")) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -74,16 +80,19 @@ TEMPORARY_RE = re.compile(
     r"ingest\.json|records\.arrow|part-\d{5}-of-\d{5}\.(arrow|parquet))\.tmp-\d+(-[0-9a-f]{8})?$")
 
 
-def temporary_files(corpus_dir: str | Path) -> list[Path]:
+def temporary_files(corpus_dir: str | Path | RemotePath) -> list[AnyPath]:
     """polyqa's temporary files in a corpus folder, its lang= partitions and its staging area (_work)."""
-    root = Path(corpus_dir)
+    root = storage.as_path(corpus_dir)
     folders = [root, root / "_work", *(p for p in root.glob("lang=*") if p.is_dir())]
     return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
                   if TEMPORARY_RE.match(p.name) and p.is_file())
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
+def atomic_write_bytes(path: str | Path | RemotePath, data: bytes) -> None:
+    path = storage.as_path(path)
+    if isinstance(path, RemotePath):
+        path.write_bytes(data)  # one PUT: the object appears whole or not at all
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     with open(tmp, "wb") as f:
@@ -112,9 +121,10 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
     if nulls:
         raise ValueError(f"shard {index} of {lang}: null values in non-nullable columns {nulls}")
     rel = shard_relpath(lang, index, total, fmt)
-    path = Path(corpus_dir) / rel
+    path = storage.as_path(corpus_dir) / rel
+    remote = isinstance(path, RemotePath)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
+    tmp = storage.spool_file(path) if remote else _tmp_name(path)
     try:
         if fmt == "parquet":
             pq.write_table(table, tmp, compression=compression, row_group_size=BATCH_ROWS)
@@ -122,23 +132,28 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
             options = ipc.IpcWriteOptions(compression=None if compression == "none" else compression)
             with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, CORPUS_SCHEMA, options=options) as writer:
                 writer.write_table(table, max_chunksize=BATCH_ROWS)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if remote:  # size and checksum of what is uploaded, without reading it back
+            size, sha256 = tmp.stat().st_size, sha256_file(tmp)
+            storage.put_file(tmp, path)
+        else:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return WrittenShard(lang, index, rel, table.num_rows, path.stat().st_size, sha256_file(path),
-                        ids_digest(table.column("qa_id").to_pylist()))
+    if not remote:
+        size, sha256 = path.stat().st_size, sha256_file(path)
+    return WrittenShard(lang, index, rel, table.num_rows, size, sha256, ids_digest(table.column("qa_id").to_pylist()))
 
 
 class QuarantineWriter:
     """Streams quarantined rows into ``quarantine.arrow`` (renamed into place on close)."""
 
-    def __init__(self, corpus_dir: str | Path, batch_rows: int = 1000):
-        self.path = Path(corpus_dir) / QUARANTINE_FILE
+    def __init__(self, corpus_dir: str | Path | RemotePath, batch_rows: int = 1000):
+        self.path = storage.as_path(corpus_dir) / QUARANTINE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _tmp_name(self.path)
+        self._tmp = storage.spool_file(self.path) if isinstance(self.path, RemotePath) else _tmp_name(self.path)
         self._sink = pa.OSFile(str(self._tmp), "wb")
         self._writer = ipc.new_file(self._sink, QUARANTINE_SCHEMA,
                                     options=ipc.IpcWriteOptions(compression="zstd"))
@@ -164,7 +179,13 @@ class QuarantineWriter:
         self._flush()
         self._writer.close()
         self._sink.close()
-        os.replace(self._tmp, self.path)
+        if isinstance(self.path, RemotePath):
+            try:
+                storage.put_file(self._tmp, self.path)
+            finally:
+                self._tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
@@ -178,9 +199,14 @@ class QuarantineWriter:
         self.abort() if exc_type else self.close()
 
 
-def read_quarantine(corpus_dir: str | Path) -> pa.Table:
-    path = Path(corpus_dir) / QUARANTINE_FILE
+def read_quarantine(corpus_dir: str | Path | RemotePath) -> pa.Table:
+    path = storage.as_path(corpus_dir) / QUARANTINE_FILE
     if not path.exists():
         return QUARANTINE_SCHEMA.empty_table()
-    with pa.memory_map(str(path)) as source:
+    with open_arrow(path) as source:
         return ipc.open_file(source).read_all()
+
+
+def open_arrow(path: AnyPath):
+    """A source ``pyarrow.ipc.open_file`` reads: memory-mapped locally, a file object on a store."""
+    return path.open("rb") if isinstance(path, RemotePath) else pa.memory_map(str(path))

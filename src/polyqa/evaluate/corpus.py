@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from polyqa import languages as L
-from polyqa import paths
+from polyqa import paths, storage
 from polyqa.errors import PolyqaError
 from polyqa.evaluate.benchmark import Benchmark, Candidate, Query, register_benchmark
 from polyqa.evaluate.report import summarize_lareqa
@@ -35,7 +35,7 @@ COLUMNS = ["qa_id", "passage_id", "title", "question", "passage", "sentences", "
 def _corpus_folder(data_dir: str | Path | None) -> Path:
     if data_dir is None:
         raise PolyqaError(f"benchmark {NAME} needs a corpus folder", todo="set data_dir (--data-dir) to the corpus folder")
-    folder = Path(paths.expand(data_dir))
+    folder = storage.as_path(paths.expand(data_dir))
     if not folder.exists():
         raise PolyqaError("corpus folder not found", where=str(folder), todo="check the path")
     if not folder.is_dir():

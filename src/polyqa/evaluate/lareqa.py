@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 from polyqa import languages as langs
-from polyqa import paths
+from polyqa import paths, storage
 from polyqa.evaluate.benchmark import Benchmark, BenchmarkFormatError, Candidate, Query, register_benchmark
 from polyqa.evaluate.report import summarize_lareqa
 from polyqa.evaluate.retrieval import score_lareqa
@@ -40,15 +40,16 @@ LAREQA_HUB = {"xquad-r": "google-research-datasets/xquad_r"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def resolve_lareqa_dir(name: str, data_dir: str | Path | None) -> Path:
-    """The local folder of a LAReQA benchmark.
+def resolve_lareqa_dir(name: str, data_dir: str | Path | None) -> Path | storage.RemotePath:
+    """The folder of a LAReQA benchmark.
 
-    ``data_dir`` is a local folder, or a hub dataset id with XQuAD-R's flat layout
-    (converted once under :func:`polyqa.paths.benchmarks_dir`). Without one:
-    ``$POLYQA_DATA_DIR/<name>`` when it holds the release, else XQuAD-R from the hub.
+    ``data_dir`` is a local folder, a folder URL (``s3://bucket/xquad-r``, ``hf://datasets/...``,
+    ``file://...``), or a hub dataset id with XQuAD-R's flat layout (converted once under
+    :func:`polyqa.paths.benchmarks_dir`). Without one: ``$POLYQA_DATA_DIR/<name>`` when it
+    holds the release, else XQuAD-R from the hub.
     """
     if data_dir is not None:
-        local = Path(paths.expand(data_dir))
+        local = storage.as_path(paths.expand(data_dir))
         if local.is_dir():
             return local
         if not _HUB_ID.match(str(data_dir)):

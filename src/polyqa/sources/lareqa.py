@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import languages as L
+from polyqa import storage
 from polyqa.languages import ENGLISH
 from polyqa.sources.base import SourceError
 
@@ -80,7 +81,7 @@ def language_files(folder: str | Path, languages: Iterable[str] | None = None) -
     Without ``languages``: every ``*.json`` named after a language, in file-name order;
     other JSON files are ignored.
     """
-    folder = Path(folder)
+    folder = storage.as_path(folder)
     if not folder.is_dir():
         raise LanguageFileNotFound(str(folder), "not a folder: a LAReQA set is a folder of <lang>.json files")
     available: dict[str, Path] = {}
@@ -102,7 +103,7 @@ def language_files(folder: str | Path, languages: Iterable[str] | None = None) -
 
 def read_json(path: str | Path) -> Mapping[str, Any]:
     """A LAReQA/SQuAD file's top-level object (it must have a ``data`` list)."""
-    path = Path(path)
+    path = storage.as_path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

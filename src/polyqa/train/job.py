@@ -202,7 +202,9 @@ def _is_main_process() -> bool:
 
 def check_corpus_folder(corpus: str) -> None:
     """PolyqaError unless ``corpus`` is a corpus folder (before any reading, so the message says what is wrong)."""
-    path = Path(corpus)
+    from polyqa import storage
+
+    path = storage.as_path(corpus)
     if not path.exists():
         raise PolyqaError("corpus folder not found", where=str(path), todo="check corpus in the config or --corpus")
     if not path.is_dir():

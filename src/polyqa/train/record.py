@@ -24,6 +24,7 @@ from typing import Any
 
 from polyqa import __version__
 from polyqa import languages as L
+from polyqa import storage
 from polyqa.batching.pairs import TrainingPairs
 from polyqa.batching.planner import HYBRID, decode_flat_index
 from polyqa.corpus import reader
@@ -57,7 +58,7 @@ class RunStats:
 
 def corpus_manifest_sha256(corpus_dir: str | Path) -> tuple[str, str]:
     """(sha256, what was hashed): the corpus's manifest.json, or else its shard list (path and size)."""
-    root = Path(corpus_dir)
+    root = storage.as_path(corpus_dir)
     manifest = root / "manifest.json"
     if manifest.is_file():
         return hashlib.sha256(manifest.read_bytes()).hexdigest(), "manifest.json"
@@ -85,7 +86,7 @@ def training_info(config: TrainConfig, pairs: TrainingPairs, extra: dict[str, An
         "language_weights": config.language_weights,
         "positive": config.positive,
         "hard_negatives": config.hard_negatives,
-        "corpus": str(Path(config.corpus).resolve()),
+        "corpus": storage.display(config.corpus),
         "corpus_manifest_sha256": sha,
         "corpus_manifest_hashed": hashed,
         "base_model": config.base_model,
