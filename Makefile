@@ -43,5 +43,12 @@ cards: $(STAMP)
 docs-check: $(STAMP)
 	$(BIN)/python -m pytest tests/test_readme.py -q
 
+# Regenerate the README's screenshots of the Prefect UI (docs/images/prefect-*.png): a real
+# server on 127.0.0.1 with a temporary PREFECT_HOME, prefect.yaml deployed and its chain run
+# offline, headless Chromium (apt-get install chromium). About 3 minutes; stops what it starts.
+.PHONY: screenshot
+screenshot: $(STAMP)
+	$(BIN)/python docs/screenshots.py --output-dir docs/images
+
 clean:
 	rm -rf out .pytest_cache
