@@ -33,3 +33,22 @@ def test_output_paths(tmp_path):
     paths = output_paths(tmp_path / "run.json")
     assert paths["md"].name == "run.md" and paths["heatmap"].name == "run.heatmap.png"
     assert output_paths(tmp_path / "run")["json"].name == "run.json"
+
+
+def test_results_table_rows_share_every_column():
+    # Prefect's UI takes a table artifact's columns from its first row: a key only later rows
+    # have (cross-lingual query pairs, the rank distance's value) would not be shown.
+    from polyqa.evaluate.report import results_table
+
+    result = {
+        "settings": {
+            "monolingual": {"mAP": 0.5, "mAP@20": 0.49, "queries": 10},
+            "cross-lingual": {"mAP": 0.3, "mAP@20": 0.29, "queries": 10, "query_pairs": 360},
+        },
+        "rank_distance": {"mean": 66.4812},
+    }
+    rows = results_table(result)
+    assert [list(row) for row in rows] == [["setting", "mAP", "mAP@20", "queries", "query_pairs", "value"]] * 3
+    assert rows[1]["query_pairs"] == 360 and rows[0]["query_pairs"] is None
+    assert rows[2] == {"setting": "rank distance (mean, lower is better)", "mAP": None, "mAP@20": None,
+                       "queries": None, "query_pairs": None, "value": 66.48}

@@ -11,6 +11,8 @@ from sklearn.metrics import average_precision_score, ndcg_score
 from polyqa.evaluate.benchmark import Benchmark, Candidate, Query
 from polyqa.evaluate.metrics import (
     average_precision,
+    average_precision_at_k,
+    paired_bootstrap,
     ndcg_at_k,
     rank_distance,
     recall_at_k,
@@ -152,6 +154,7 @@ def test_batched_scorer_matches_per_query_reference(quantize):
         rel = np.array(q.relevant)
         assert got.ap_pool[i] == pytest.approx(average_precision_score(np.isin(np.arange(len(row)), rel), row))
         assert got.recall_pool[10][i] == pytest.approx(recall_at_k(row, rel, 10))
+        assert got.ap20_pool[i] == pytest.approx(average_precision_at_k(row, rel, 20))
         if len(rel) >= 2:
             assert got.rank_distance[i] == rank_distance(row, rel)
         else:
@@ -165,6 +168,108 @@ def test_batched_scorer_matches_per_query_reference(quantize):
             labels = np.zeros(block.size, dtype=bool)
             labels[rel_here] = True
             assert got.ap_lang[i, li] == pytest.approx(average_precision_score(labels, row[block]))
+            assert got.ap20_lang[i, li] == pytest.approx(average_precision_at_k(row[block], rel_here, 20))
             assert got.recall_lang[1][i, li] == pytest.approx(recall_at_k(row[block], rel_here, 1))
             checked_pairs += 1
     assert checked_pairs > len(bench.queries)
+
+
+def _xtreme_r_ap_at_k(targets, ranked, k):
+    """XTREME-R's definition (google-research/xtreme, third_party/utils_lareqa.py), restated."""
+    score = hits = 0.0
+    for i, pred in enumerate(ranked[:k]):
+        if pred in targets:
+            hits += 1.0
+            score += hits / (i + 1.0)
+    return score / min(len(targets), k)
+
+
+def test_ap_at_20_by_hand():
+    scores = np.arange(30, 0, -1, dtype=np.float64)  # item i is ranked i + 1
+    # Relevant at ranks 1, 3 and 21: the one below rank 20 adds nothing, the divisor stays 3.
+    assert average_precision_at_k(scores, [0, 2, 20], 20) == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert average_precision(scores, [0, 2, 20]) == pytest.approx((1 / 1 + 2 / 3 + 3 / 21) / 3)
+    # 22 relevant at ranks 1..22: the divisor is min(22, 20) = 20, every counted precision is 1.
+    assert average_precision_at_k(scores, list(range(22)), 20) == 1.0
+    # Nothing within the top 20: 0.
+    assert average_precision_at_k(scores, [25], 20) == 0.0
+    # Ties at the cut-off: pessimistic ranks, as for AP (two items tied at ranks 20-21 both rank 21).
+    tied = scores.copy()
+    tied[20] = tied[19]
+    assert average_precision_at_k(tied, [19], 20) == 0.0
+
+
+def test_ap_at_k_equals_the_xtreme_r_definition_on_distinct_scores():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(5, 200))
+        scores = rng.standard_normal(n)
+        relevant = np.unique(rng.integers(0, n, size=int(rng.integers(1, 15))))
+        ranked = list(np.argsort(-scores))
+        for k in (1, 5, 20):
+            assert average_precision_at_k(scores, relevant, k) == pytest.approx(
+                _xtreme_r_ap_at_k(set(relevant.tolist()), ranked, k), abs=1e-12)
+
+
+def test_paired_bootstrap_excludes_zero_when_one_side_is_clearly_better():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 1, 400)
+    a = np.clip(b + 0.1 + rng.normal(0, 0.05, 400), 0, 1.2)
+    result = paired_bootstrap(a, b, resamples=1000, seed=1)
+    assert result["difference"] == pytest.approx(np.mean(a - b))
+    assert 0 < result["low"] < result["difference"] < result["high"]
+    assert not result["crosses_zero"] and result["queries"] == 400
+    swapped = paired_bootstrap(b, a, resamples=1000, seed=1)
+    assert swapped["high"] < 0 and not swapped["crosses_zero"]
+
+
+def test_paired_bootstrap_includes_zero_for_identical_systems_with_noise():
+    rng = np.random.default_rng(5)
+    b = rng.uniform(0, 1, 300)
+    a = b + rng.normal(0, 0.05, 300)
+    result = paired_bootstrap(a, b, resamples=1000, seed=2)
+    assert result["low"] < 0 < result["high"] and result["crosses_zero"]
+    assert result == paired_bootstrap(a, b, resamples=1000, seed=2)  # seeded: the same interval again
+
+
+def test_paired_bootstrap_with_groups_is_the_macro_mean_and_drops_nan_pairs():
+    # Language x: a beats b by 0.3 on 10 queries; language y: a loses by 0.1 on 90 queries.
+    a = np.r_[np.full(10, 0.8), np.full(90, 0.4), [np.nan]]
+    b = np.r_[np.full(10, 0.5), np.full(90, 0.5), [0.2]]
+    groups = np.r_[["x"] * 10, ["y"] * 90, ["x"]]
+    macro = paired_bootstrap(a, b, groups, resamples=200)
+    assert macro["difference"] == pytest.approx((0.3 - 0.1) / 2) and macro["queries"] == 100
+    # Constant differences within each language: every resample gives the same macro mean.
+    assert macro["low"] == pytest.approx(0.1) and macro["high"] == pytest.approx(0.1)
+    micro = paired_bootstrap(a, b, resamples=200)
+    assert micro["difference"] == pytest.approx((10 * 0.3 - 90 * 0.1) / 100)
+    with pytest.raises(ValueError, match="no query"):
+        paired_bootstrap(np.array([np.nan]), np.array([1.0]))
+
+
+def test_results_and_markdown_report_map_at_20_beside_map_and_per_query_ap():
+    from polyqa.evaluate.report import per_query_ap, render_markdown, summarize_lareqa
+
+    rng = np.random.default_rng(4)
+    bench = _synthetic_benchmark(rng)
+    q_emb = rng.standard_normal((len(bench.queries), 8)).astype(np.float32)
+    c_emb = rng.standard_normal((len(bench.candidates), 8)).astype(np.float32)
+    scores = score_lareqa(bench, q_emb, c_emb)
+    body = summarize_lareqa(bench, scores)
+    q_lang = np.array([q.language for q in bench.queries])
+    multi20 = [np.nanmean(scores.ap20_pool[q_lang == lang]) for lang in bench.languages]
+    assert body["settings"]["multilingual"]["mAP@20"] == pytest.approx(np.mean(multi20))
+    for setting in ("monolingual", "cross-lingual", "multilingual"):
+        block = body["settings"][setting]
+        assert 0 < block["mAP@20"] <= block["mAP"]  # AP@20 drops the relevant items ranked below 20
+    md = render_markdown({"benchmark": "synthetic", "model": "m", "languages": bench.languages, "counts": {},
+                          "rank_distance": body["rank_distance"], "settings": body["settings"]})
+    assert "| setting | mAP | mAP@20 | R@1 | R@10 |" in md
+    cols = per_query_ap(bench, scores)
+    multi = [(lang, qid, ap) for s, lang, qid, ap in zip(cols["setting"], cols["language"], cols["qid"], cols["ap"])
+             if s == "multilingual"]
+    assert [(q.language, q.qid) for q in bench.queries] == [(lang, qid) for lang, qid, _ in multi]
+    assert [ap for *_, ap in multi] == pytest.approx(scores.ap_pool.tolist())
+    mono = [ap for s, ap in zip(cols["setting"], cols["ap"]) if s == "monolingual"]
+    own = [scores.ap_lang[i, bench.languages.index(q.language)] for i, q in enumerate(bench.queries)]
+    assert mono == pytest.approx(own)  # every query has its answer in its own language here

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from polyqa import paths
 from polyqa.study import StudyConfig, article_split, plan_cells
 
 REPO = Path(__file__).resolve().parents[1]
+MLQA_R_DIR = paths.data_dir() / "mlqa-r"  # the LAReQA release, read in place
 
 
 def config(**overrides) -> StudyConfig:
@@ -81,12 +83,14 @@ def tiny_study_config(tmp_path_factory, xquad_r_dir) -> Path:
                    "languages": ["de", "el"], "shard_rows": 1000,
                    "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "name": "xquad-r",
                                 "languages": ["en", "de", "el"]}]},
-        "language_order": ["en", "de"], "unseen": ["el"], "language_counts": [1, 2],
+        "language_order": ["en", "de"], "unseen": ["el", "vi"], "language_counts": [1, 2],
         "strategies": ["x-x-mono", "hybrid"],
         "train": {"batch_size": 4, "max_steps": 2, "max_seq_length": 32, "positive": "sentence",
                   "checkpoint_steps": 100, "learning_rate": 1e-3},
         "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "held_out": True,
-                      "candidates": "sentence", "max_questions": 6, "languages": ["en", "de", "el"]}],
+                      "candidates": "sentence", "max_questions": 6, "languages": ["en", "de", "el"]},
+                     {"benchmark": "mlqa-r", "data_dir": str(MLQA_R_DIR), "sample_articles": 3, "sample_seed": 0,
+                      "candidates": "sentence", "languages": ["en", "de", "vi"]}],
     }
     path = root / "study.yaml"
     path.write_text(yaml.safe_dump(study))
@@ -112,7 +116,15 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
     assert int(rows["n1-x-x-mono-capall-seed0"]["translation_tokens"]) == 0
     for row in rows.values():
         assert 0 < float(row["xquad_r_multilingual_map"]) <= 1
+        assert 0 <= float(row["xquad_r_multilingual_map_at_20"]) <= float(row["xquad_r_multilingual_map"])
         assert float(row["xquad_r_rank_distance"]) >= 0
+        # MLQA-R zero-shot on the same three sampled articles in every cell (Vietnamese unseen)
+        assert 0 < float(row["mlqa_r_multilingual_map"]) <= 1 and float(row["mlqa_r_monolingual_map"]) > 0
+        assert row["mlqa_r_queries"] == rows["n0-zero-shot-capall-seed0"]["mlqa_r_queries"]
+    assert float(hybrid["mlqa_r_multilingual_map_unseen"]) > 0
+    assert hybrid["alpha"] == "0.5" and rows["n2-x-x-mono-capall-seed0"]["alpha"] == ""
+    sample = (results / "mlqa-r-sample-articles.txt").read_text()
+    assert sample.startswith("# mlqa-r: 3 of 520 articles drawn with seed 0")
     assert float(hybrid["xquad_r_multilingual_map_unseen"]) > 0  # Greek queries: never trained on
     # held-out articles only: training never saw them
     heldout = set((results / "heldout_articles.txt").read_text().split())
@@ -121,9 +133,24 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
     cell_dir = next(Path(study["work_dir"], "cells").glob("n2-hybrid-*"))
     evaluated = json.loads((cell_dir / "eval-xquad-r.json").read_text())
     assert evaluated["filters"]["articles_file"] == str(results / "heldout_articles.txt")
+    assert evaluated["settings"]["multilingual"]["mAP@20"] is not None
+    # the model is kept apart from the evaluation, keyed by its training inputs; checkpoints are gone
+    model_dir = Path(study["work_dir"], "models", f"n2-hybrid-capall-seed0-{hybrid['train_key']}", "train")
+    assert (model_dir / "model" / "modules.json").is_file() and not (model_dir / "checkpoints").exists()
+    # per-query AP beside each record, for the bootstrap
+    import pyarrow.parquet as pq
+
+    queries = pq.read_table(results / "cells" / f"{cell_dir.name}.queries.parquet").to_pydict()
+    assert set(queries["benchmark"]) == {"xquad-r", "mlqa-r"}
+    assert set(queries["setting"]) == {"monolingual", "multilingual"}
+    multi = [ap for b, s, ap in zip(queries["benchmark"], queries["setting"], queries["ap"])
+             if b == "mlqa-r" and s == "multilingual"]
+    assert len(multi) == int(hybrid["mlqa_r_queries"])
     report = (results / "REPORT.md").read_text()
-    assert "## Findings" in report and "multilingual mAP" in report and "n2-hybrid-capall-seed0" in report
-    for png in ("map_vs_languages.png", "rank_distance_vs_languages.png", "map_vs_compute.png"):
+    assert report.index("## Answer") < report.index("## Findings")
+    assert "multilingual mAP" in report and "n2-hybrid-capall-seed0" in report and "#### MLQA-R" in report
+    assert "## Significance" in report and "hybrid − x-x-mono" in report
+    for png in ("map_vs_languages.png", "rank_distance_vs_languages.png", "map_vs_compute.png", "tradeoff.png"):
         assert (results / png).stat().st_size > 1000
 
     from prefect_artifacts import latest_artifact
@@ -145,6 +172,7 @@ def test_study_command_plan(tiny_study_config, capsys):
     out = capsys.readouterr().out
     assert "n2-hybrid-capall-seed0 eng_Latn,deu_Latn" in out
     assert "skipped n=1 hybrid" in out
+    assert out.splitlines()[-1] == "4 cells (3 trained); no cost_estimate in the config"
 
 
 def test_a_cell_on_a_machine_translated_corpus_reports_measured_translation_cost(tmp_path, xquad_r_dir, tiny_model):
@@ -268,3 +296,47 @@ def test_the_study_cache_follows_what_training_reads_not_the_shard_bytes(tmp_pat
     shutil.copytree(corpus, changed)
     rewrite(changed, change=True)
     assert corpus_fingerprint(changed, Manifest.load(changed)) != original
+
+
+def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_again(tmp_path, xquad_r_dir):
+    from polyqa.study import StudyJob
+    from polyqa.tiny_encoder import build_tiny_encoder
+
+    texts = [p["context"] for a in json.loads((xquad_r_dir / "en.json").read_text())["data"][:4]
+             for p in a["paragraphs"]]
+    encoder = build_tiny_encoder(texts, tmp_path / "encoder", vocab_size=1000, max_seq_length=32)
+    xquad = {"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "candidates": "sentence",
+             "max_questions": 4, "languages": ["en", "de"]}
+    settings = {
+        "name": "reeval", "results_dir": str(tmp_path / "results"), "work_dir": str(tmp_path / "work"),
+        "base_model": str(encoder), "include_zero_shot": False,
+        "corpus": {"name": "xq", "model": None, "dedup_questions": False, "card_dir": None, "languages": ["de"],
+                   "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "languages": ["en", "de"],
+                                "titles": ["Normans", "Amazon_rainforest"]}]},
+        "language_order": ["en", "de"], "language_counts": [2], "strategies": ["hybrid"],
+        "train": {"batch_size": 4, "max_steps": 1, "max_seq_length": 32, "positive": "sentence",
+                  "checkpoint_steps": 100},
+        "evaluate": [xquad],
+    }
+    first = StudyJob(StudyConfig.from_dict(settings))
+    [row] = first.run()
+    run_record = Path(settings["work_dir"], "models", f"{row['cell']}-{row['train_key']}", "train",
+                      "run_record.json")
+    stamp = run_record.stat().st_mtime_ns
+    assert "mlqa_r_multilingual_map" not in row
+
+    more = dict(settings, evaluate=[xquad, {"benchmark": "mlqa-r", "data_dir": str(MLQA_R_DIR),
+                                            "sample_articles": 2, "candidates": "sentence", "max_questions": 4,
+                                            "languages": ["en", "de"]}])
+    second = StudyJob(StudyConfig.from_dict(more))
+    assert second.pending() == [0] and second.plan.train_keys == first.plan.train_keys
+    assert second.plan.keys != first.plan.keys
+    [again] = second.run()
+    assert run_record.stat().st_mtime_ns == stamp  # not trained again
+    assert again["train_key"] == row["train_key"] and again["train_tokens"] == row["train_tokens"]
+    assert again["xquad_r_multilingual_map"] == pytest.approx(row["xquad_r_multilingual_map"])
+    assert again["mlqa_r_multilingual_map"] > 0
+    # XQuAD-R's texts came from the kept model's embedding cache
+    evaluated = json.loads(Path(settings["work_dir"], "cells", f"{again['cell']}-{again['key']}",
+                                "eval-xquad-r.json").read_text())
+    assert evaluated["timings"]["from_cache"] == evaluated["timings"]["unique_texts_encoded"] > 0

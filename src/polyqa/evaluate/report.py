@@ -102,6 +102,12 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
         for k in ks
     }
     multi = per_lang(scores.ap_pool)
+    # mAP@20 (XTREME-R's LAReQA metric) beside the full mAP; absent for scores made without it.
+    ap20_lang = scores.ap20_lang if scores.ap20_lang is not None else np.full_like(scores.ap_lang, np.nan)
+    ap20_pool = scores.ap20_pool if scores.ap20_pool is not None else np.full_like(scores.ap_pool, np.nan)
+    mono20 = {lang: block(ap20_lang, lang, i) for i, lang in enumerate(lang_list)}
+    cross20 = {q: {c: block(ap20_lang, q, ci) for ci, c in enumerate(lang_list) if c != q} for q in lang_list}
+    multi20 = per_lang(ap20_pool)
     multi_recall = {f"R@{k}": per_lang(scores.recall_pool[k]) for k in ks}
     rank_dist = per_lang(scores.rank_distance)
 
@@ -112,6 +118,8 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
         "monolingual": {
             "mAP": _mean(mono.values()),
             "per_language": mono,
+            "mAP@20": _mean(mono20.values()),
+            "mAP@20_per_language": mono20,
             **{name: _mean(v.values()) for name, v in mono_recall.items()},
             "recall_per_language": mono_recall,
             "queries": int(sum(n_with(scores.ap_lang[rows[lang], i]) for i, lang in enumerate(lang_list))),
@@ -119,6 +127,8 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
         "cross-lingual": {
             "mAP": _mean(v for row in cross.values() for v in row.values()),
             "per_pair": cross,
+            "mAP@20": _mean(v for row in cross20.values() for v in row.values()),
+            "mAP@20_per_pair": cross20,
             **{name: _mean(v for row in m.values() for v in row.values()) for name, m in cross_recall.items()},
             "recall_per_pair": cross_recall,
             "query_pairs": int(sum(
@@ -128,6 +138,8 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
         "multilingual": {
             "mAP": _mean(multi.values()),
             "per_language": multi,
+            "mAP@20": _mean(multi20.values()),
+            "mAP@20_per_language": multi20,
             **{name: _mean(v.values()) for name, v in multi_recall.items()},
             "recall_per_language": multi_recall,
             "queries": n_with(scores.ap_pool),
@@ -155,6 +167,35 @@ def summarize_lareqa(benchmark: Benchmark, scores: LareqaScores, ks=(1, 10),
     else:
         result["seen_unseen"] = None
     return result
+
+
+PER_QUERY_SETTINGS = ("monolingual", "multilingual")
+
+
+def per_query_ap(benchmark: Benchmark, scores: LareqaScores) -> dict[str, list]:
+    """Every query's AP in the monolingual and multilingual settings, as columns
+    (``setting``, ``language``, ``qid``, ``ap``, ``ap_at_20``): what a paired test over queries needs.
+
+    A query is a question id in one language; monolingual ranks that language's candidates only.
+    Queries whose AP is undefined in a setting (no relevant candidate there) are left out.
+    """
+    lang_index = {lang: i for i, lang in enumerate(benchmark.languages)}
+    cols: dict[str, list] = {"setting": [], "language": [], "qid": [], "ap": [], "ap_at_20": []}
+    ap20_lang = scores.ap20_lang if scores.ap20_lang is not None else np.full_like(scores.ap_lang, np.nan)
+    ap20_pool = scores.ap20_pool if scores.ap20_pool is not None else np.full_like(scores.ap_pool, np.nan)
+    for setting in PER_QUERY_SETTINGS:
+        for i, q in enumerate(benchmark.queries):
+            li = lang_index[q.language]
+            ap, ap20 = ((scores.ap_lang[i, li], ap20_lang[i, li]) if setting == "monolingual"
+                        else (scores.ap_pool[i], ap20_pool[i]))
+            if np.isnan(ap):
+                continue
+            cols["setting"].append(setting)
+            cols["language"].append(q.language)
+            cols["qid"].append(q.qid)
+            cols["ap"].append(float(ap))
+            cols["ap_at_20"].append(None if np.isnan(ap20) else float(ap20))
+    return cols
 
 
 def summarize_miracl(benchmark: Benchmark, scores: MiraclScores, seen_languages: list[str] | None = None) -> dict:
@@ -204,7 +245,7 @@ def summary_line(result: dict) -> str:
     rd = (result.get("rank_distance") or {}).get("mean")
     return (f"{result['benchmark']} mAP mono {_fmt(s['monolingual']['mAP'], 4)}  "
             f"cross {_fmt(s['cross-lingual']['mAP'], 4)}  multi {_fmt(s['multilingual']['mAP'], 4)}  "
-            f"rank distance {_fmt(rd, 1)}")
+            f"(mAP@20 multi {_fmt(s['multilingual'].get('mAP@20'), 4)})  rank distance {_fmt(rd, 1)}")
 
 
 def results_table(result: dict) -> list[dict]:
@@ -218,7 +259,10 @@ def results_table(result: dict) -> list[dict]:
     rd = (result.get("rank_distance") or {}).get("mean")
     if rd is not None:
         rows.append({"setting": "rank distance (mean, lower is better)", "value": round(rd, 2)})
-    return rows
+    # Every row gets every column, in first-seen order: table viewers (Prefect's UI among
+    # them) take the columns from the first row and would hide the others.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key) for key in columns} for row in rows]
 
 
 def _fmt(v, digits=3) -> str:
@@ -291,9 +335,11 @@ def render_markdown(result: dict) -> str:
     mono, cross, multi = settings["monolingual"], settings["cross-lingual"], settings["multilingual"]
     rd = result["rank_distance"]
     lines += ["## Summary (mAP, macro-averaged)", "",
-              "| setting | mAP | R@1 | R@10 |", "|---|---|---|---|"]
+              "mAP@20 is XTREME-R's variant: only relevant candidates ranked within the top 20 count.", "",
+              "| setting | mAP | mAP@20 | R@1 | R@10 |", "|---|---|---|---|---|"]
     for name, s in (("monolingual", mono), ("cross-lingual", cross), ("multilingual", multi)):
-        lines.append(f"| {name} | {_fmt(s['mAP'])} | {_fmt(s.get('R@1'))} | {_fmt(s.get('R@10'))} |")
+        lines.append(f"| {name} | {_fmt(s['mAP'])} | {_fmt(s.get('mAP@20'))} | {_fmt(s.get('R@1'))} "
+                     f"| {_fmt(s.get('R@10'))} |")
     lines += ["", f"Rank distance (multilingual pool, lower is better): **{_fmt(rd['mean'], 1)}**", ""]
     lines += ["## Per query language", "",
               "| language | mono mAP | mono R@1 | mono R@10 | multi mAP | multi R@10 | cross mAP (as query) | rank distance |",

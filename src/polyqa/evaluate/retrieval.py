@@ -10,8 +10,8 @@ pool (all languages). For each relevant candidate r of a query we need, per
 language, how many candidates score at least s_r: that is r's pessimistic
 rank inside each language block, and their sum its rank in the multilingual
 pool. One ``searchsorted`` of every score among the query's few sorted
-relevant scores plus a per-language histogram gives all of them at once. Average precision, R@k and rank distance
-follow from these ranks (see ``metrics.py``) without sorting any score row.
+relevant scores plus a per-language histogram gives all of them at once. Average precision (full and at
+20), R@k and rank distance follow from these ranks (see ``metrics.py``) without sorting any score row.
 One pass therefore yields the monolingual, every cross-lingual pair and the
 multilingual numbers.
 """
@@ -30,6 +30,7 @@ import numpy as np
 from polyqa.encoders import load_sentence_transformer, resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark
 from polyqa.evaluate.config import CANDIDATE_MODES
+from polyqa.evaluate.metrics import MAP_CUTOFF
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +198,12 @@ class LareqaScores:
     recall_lang: dict[int, np.ndarray]
     rank_distance: np.ndarray  # (queries,) NaN with fewer than two relevant candidates
     seconds: float
+    ap20_pool: np.ndarray | None = None  # (queries,) AP@20 (XTREME-R), multilingual pool
+    ap20_lang: np.ndarray | None = None  # (queries, languages) AP@20 within one language's candidates
 
 
 def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks: Sequence[int] = (1, 10),
-                 chunk_size: int = 1024) -> LareqaScores:
+                 chunk_size: int = 1024, map_cutoff: int = MAP_CUTOFF) -> LareqaScores:
     import torch
 
     start = time.perf_counter()
@@ -214,6 +217,8 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
     n_q = len(benchmark.queries)
     ap_pool = np.full(n_q, np.nan)
     ap_lang = np.full((n_q, n_lang), np.nan)
+    ap20_pool = np.full(n_q, np.nan)
+    ap20_lang = np.full((n_q, n_lang), np.nan)
     recall_pool = {k: np.full(n_q, np.nan) for k in ks}
     recall_lang = {k: np.full((n_q, n_lang), np.nan) for k in ks}
     rank_dist = np.full(n_q, np.nan)
@@ -257,6 +262,12 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
             with np.errstate(invalid="ignore", divide="ignore"):
                 ap_pool[lo:hi] = (prec_pool.sum(1) / n_rel).numpy()
                 ap_lang[lo:hi] = (torch.zeros_like(n_rel_lang).scatter_add_(1, rel_lang, prec_lang) / n_rel_lang).numpy()
+                # AP@k (XTREME-R): only relevant items ranked within k count; divided by min(#relevant, k).
+                in_pool = (pool_rank <= map_cutoff).to(torch.float64)
+                in_lang = (lang_rank <= map_cutoff).to(torch.float64)
+                ap20_pool[lo:hi] = ((prec_pool * in_pool).sum(1) / n_rel.clamp(max=map_cutoff)).numpy()
+                ap20_lang[lo:hi] = (torch.zeros_like(n_rel_lang).scatter_add_(1, rel_lang, prec_lang * in_lang)
+                                    / n_rel_lang.clamp(max=map_cutoff)).numpy()
                 for k in ks:
                     hit_pool = ((pool_rank <= k) & mask).to(torch.float64)
                     hit_lang = ((lang_rank <= k) & mask).to(torch.float64)
@@ -269,7 +280,8 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
             dist[(n_rel < 2).numpy()] = np.nan
             rank_dist[lo:hi] = dist
             log.debug("scored queries %d-%d of %d", lo, hi, n_q)
-    return LareqaScores(ap_pool, ap_lang, recall_pool, recall_lang, rank_dist, time.perf_counter() - start)
+    return LareqaScores(ap_pool, ap_lang, recall_pool, recall_lang, rank_dist, time.perf_counter() - start,
+                        ap20_pool, ap20_lang)
 
 
 @dataclass

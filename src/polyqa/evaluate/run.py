@@ -130,6 +130,16 @@ class EvaluateJob:
         self.result = result
         return result
 
+    def per_query(self) -> dict[str, list] | None:
+        """Each query's AP (monolingual and multilingual) as columns, for paired tests between models
+        (see :func:`polyqa.evaluate.report.per_query_ap`); None for benchmarks not scored by AP (MIRACL)."""
+        from polyqa.evaluate.report import per_query_ap
+        from polyqa.evaluate.retrieval import LareqaScores
+
+        if self.scores is None:
+            self.score()
+        return per_query_ap(self.benchmark, self.scores) if isinstance(self.scores, LareqaScores) else None
+
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         self.encode()
