@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=240.0,
                         help=f"seconds to wait at most, before each script, for the 1-minute load to fall "
                         f"below {QUIET_LOAD} (default 240)")
+    parser.add_argument("--json-dir", default="out/benchmarks",
+                        help="where each script's JSON is kept (default out/benchmarks; '' keeps none)")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else None
     table = [["figure", "target", "median", "spread", "met", "quiet", "others"]]
@@ -146,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
         print(f"  {name}: exit {done.returncode} after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         summary = last_json(done.stdout)
+        if summary is not None and args.json_dir:  # every per-round figure, for the record
+            Path(args.json_dir).mkdir(parents=True, exist_ok=True)
+            (Path(args.json_dir) / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n", "utf-8")
         if done.returncode != 0 or summary is None:
             failed.append(name)
             table.append([f"{name}: FAILED (exit {done.returncode})", "", "", "", "", "", ""])

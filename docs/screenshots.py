@@ -304,14 +304,14 @@ def take_screenshots(prefect: Prefect, browser: Browser, build: dict, out_dir: P
     shots = []
     ui = prefect.url
 
-    # 1. The build-corpus run's page, Artifacts tab: the run graph (with its shards subflow), the card and the table.
+    # 1. The build-corpus run's page, Artifacts tab: the run graph (its build-shard tasks), the progress, the card and the table.
     path = out_dir / "prefect-run-artifacts.png"
     browser.resize(WIDTH, 1000)
     browser.goto(f"{ui}/runs/flow-run/{build['id']}")
     browser.wait("[...document.querySelectorAll('li.p-tab')].some(e => e.textContent.trim() === 'Artifacts')",
                  "the flow run's tabs")
     browser.js("[...document.querySelectorAll('li.p-tab')].find(e => e.textContent.trim() === 'Artifacts').click()")
-    browser.wait_text("corpus-card", "corpus-languages", what="the build's artifacts")
+    browser.wait_text("corpus-progress", "corpus-card", "corpus-languages", what="the build's artifacts")
     browser.settle()
     browser.capture(path, min(browser.content_height(".artifact-card, .p-card"), 1000))
     shots.append(path)

@@ -65,32 +65,41 @@ def _task_runner(dask_address: str | None, dask: dict[str, Any] | None, dask_wor
 
 def _build_units(job: BuildJob, runner: Any) -> None:
     """Run the job's units as tasks (on ``runner`` when given) and record each result as it lands."""
+    if runner is None:  # Prefect's thread pool: the tasks run in this flow run
+        _run_units(job)
+        return
 
-    # A subflow, because a flow's task runner is fixed when it starts and this one is chosen by
-    # the parameters. It closes over the job so the job (and its manifest) never becomes a
-    # flow-run parameter sent to the API.
+    # Dask: a subflow, because a flow's task runner is fixed when it starts and this one is chosen
+    # by the parameters. It closes over the job so the job (and its manifest) never becomes a
+    # flow-run parameter sent to the API. (Only here: every flow run ends up to a second late,
+    # when Prefect joins its heartbeat thread, which sleeps in whole seconds.)
     @flow(name="build-corpus-shards")
     def build_shards() -> int:
-        logger = get_run_logger()
-        output = str(job.output)
-        futures = [build_shard.submit(job.config, output, unit) for unit in job.units]
-        failed = []
-        total, already = job.total_units, job.total_units - len(job.units)
-        progress = create_progress_artifact(100.0 * already / total, key="corpus-progress",
-                                            description=f"{job.config.name}: shards written of {total}")
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result(raise_on_failure=False)
-            if isinstance(result, BaseException):
-                failed.append(result)
-                continue
-            job.record(result)
-            update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total)
-            logger.info(f"[{done}/{len(futures)}] wrote {result.shard.path} ({result.rows} rows)")
-        if failed:  # the units that did succeed are recorded; a rerun builds only the rest
-            raise RuntimeError(f"{len(failed)} of {len(futures)} shards failed; first: {failed[0]!r}")
-        return len(futures)
+        return _run_units(job)
 
-    (build_shards.with_options(task_runner=runner) if runner is not None else build_shards)()
+    build_shards.with_options(task_runner=runner)()
+
+
+def _run_units(job: BuildJob) -> int:
+    """Submit every unit, record each result as it lands, and move the progress artifact."""
+    logger = get_run_logger()
+    output = str(job.output)
+    futures = [build_shard.submit(job.config, output, unit) for unit in job.units]
+    failed = []
+    total, already = job.total_units, job.total_units - len(job.units)
+    progress = create_progress_artifact(100.0 * already / total, key="corpus-progress",
+                                        description=f"{job.config.name}: shards written of {total}")
+    for done, future in enumerate(as_completed(futures), start=1):
+        result = future.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            failed.append(result)
+            continue
+        job.record(result)
+        update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total)
+        logger.info(f"[{done}/{len(futures)}] wrote {result.shard.path} ({result.rows} rows)")
+    if failed:  # the units that did succeed are recorded; a rerun builds only the rest
+        raise RuntimeError(f"{len(failed)} of {len(futures)} shards failed; first: {failed[0]!r}")
+    return len(futures)
 
 
 @flow(name="build-corpus", log_prints=True)
