@@ -590,14 +590,17 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
                 f"{t['a']} − {t['b']} | {t['difference']:+.4f} | {t['low']:+.4f} … {t['high']:+.4f} | "
                 f"{verdict(t)} | {t['mean_a']:.3f} ± {t['sd_a']:.3f} ({t['seeds_a']}) | "
                 f"{t['mean_b']:.3f} ± {t['sd_b']:.3f} ({t['seeds_b']}) | {t['queries']} |")
-    lines += ["", "## Findings", ""]
+    findings = []
     for model, model_rows in groups:
-        if len(groups) > 1:
-            lines += [f"### {model}", ""]
+        per_model = []
         for bench in _benchmarks(model_rows):
-            lines += [f"#### {BENCHMARKS[bench]}", ""]
-            lines += _findings(model_rows, bench, config, [t for t in tests if t["base_model"] == model])
-            lines.append("")
+            found = _findings(model_rows, bench, config, [t for t in tests if t["base_model"] == model])
+            if found:  # a partial grid (one language count so far) has no trend to state
+                per_model += [f"#### {BENCHMARKS[bench]}", "", *found, ""]
+        if per_model:
+            findings += ([f"### {model}", ""] if len(groups) > 1 else []) + per_model
+    if findings:
+        lines += ["", "## Findings", "", *findings]
     axes = _axes_lines(rows, config)
     if axes:
         lines += ["## Mixing weight and languages per batch", ""] + axes + [""]
