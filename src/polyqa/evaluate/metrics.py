@@ -37,13 +37,19 @@ def relevant_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     """Average precision of one query; ``relevant`` holds the indices of relevant items."""
+    precision, _ = _precision_at_relevant(scores, relevant)
+    return float(np.mean(precision))
+
+
+def _precision_at_relevant(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(precision at each relevant item's pessimistic rank, those ranks) of one query."""
     relevant = np.unique(np.asarray(relevant, dtype=np.int64))
     if relevant.size == 0:
         raise ValueError("average precision is undefined for a query with no relevant item")
     ranks = relevant_ranks(scores, relevant)
     rel_scores = np.asarray(scores)[relevant]
     rel_ge = (rel_scores[None, :] >= rel_scores[:, None]).sum(axis=1)
-    return float(np.mean(rel_ge / ranks))
+    return rel_ge / ranks, ranks
 
 
 # XTREME-R reports LAReQA as mAP@20: google-research/xtreme, third_party/utils_lareqa.py,
@@ -58,14 +64,8 @@ def average_precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = MA
     XTREME-R ranks with ``argsort`` (ties in arbitrary order); here ranks are pessimistic, as for
     :func:`average_precision`, so the two agree whenever scores are distinct.
     """
-    relevant = np.unique(np.asarray(relevant, dtype=np.int64))
-    if relevant.size == 0:
-        raise ValueError("average precision is undefined for a query with no relevant item")
-    ranks = relevant_ranks(scores, relevant)
-    rel_scores = np.asarray(scores)[relevant]
-    rel_ge = (rel_scores[None, :] >= rel_scores[:, None]).sum(axis=1)
-    within = ranks <= k
-    return float(np.sum(rel_ge[within] / ranks[within]) / min(relevant.size, k))
+    precision, ranks = _precision_at_relevant(scores, relevant)
+    return float(np.sum(precision[ranks <= k]) / min(ranks.size, k))
 
 
 def recall_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
