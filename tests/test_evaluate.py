@@ -192,26 +192,47 @@ def test_mlqa_r_partial_languages_end_to_end(tiny_encoder_dir, tmp_path):
     assert (tmp_path / "ml.heatmap.png").exists()
 
 
+def _miracl_files(root, code):
+    """A language's MIRACL files read directly: ({docid: passage text}, {qid: query}, {qid: {docid: gain}})."""
+    import gzip
+
+    passages = {}
+    for path in sorted(root.rglob(f"miracl-corpus-v1.0-{code}/*.jsonl*")):
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                passages.setdefault(row["docid"], f"{row['title']} {row['text']}".strip())
+    topics = dict(line.split("\t", 1) for line in
+                  next(root.rglob(f"topics.miracl-v1.0-{code}-dev.tsv")).read_text().splitlines())
+    qrels = {}
+    for line in next(root.rglob(f"qrels.miracl-v1.0-{code}-dev.tsv")).read_text().split("\n"):
+        if line.strip():
+            qid, _, docid, rel = line.split()
+            if float(rel) > 0 and docid in passages:
+                qrels.setdefault(qid, {})[docid] = float(rel)
+    return passages, topics, qrels
+
+
 def test_miracl_end_to_end_matches_sklearn(tiny_encoder_dir, tiny_model, tmp_path):
     out = tmp_path / "miracl.json"
     assert polyqa_main(["evaluate", "--model", str(tiny_encoder_dir), "--benchmark", "miracl",
                         "--data-dir", str(FIXTURES / "miracl"), "--output", str(out), "--no-cache"]) == 0
     result = json.loads(out.read_text())
-    bench = load_miracl(FIXTURES / "miracl")
-    q_emb = tiny_model.encode([q.text for q in bench.queries], normalize_embeddings=True)
-    c_emb = tiny_model.encode([c.text for c in bench.candidates], normalize_embeddings=True)
-    for lang in bench.languages:
-        block = np.array([c.language == lang for c in bench.candidates])
+    # The reference scores every passage of each corpus at once, read from the files themselves.
+    for code, lang in (("de", "deu_Latn"), ("en", "eng_Latn")):
+        passages, topics, qrels = _miracl_files(FIXTURES / "miracl", code)
+        ids = list(passages)
+        c_emb = tiny_model.encode([passages[i] for i in ids], normalize_embeddings=True)
         values = []
-        for i, q in enumerate(bench.queries):
-            if q.language != lang:
-                continue
-            gains = np.zeros(len(bench.candidates))
-            gains[list(q.relevant)] = q.gains
-            values.append(ndcg_score(gains[block][None], (c_emb[block] @ q_emb[i])[None], k=10))
+        for qid, gains_of in qrels.items():
+            gains = np.array([gains_of.get(i, 0.0) for i in ids])
+            scores = c_emb @ tiny_model.encode(topics[qid].strip(), normalize_embeddings=True)
+            values.append(ndcg_score(gains[None], scores[None], k=10))
         got = result["settings"]["monolingual"]["per_language"][lang]
+        assert got["queries"] == len(qrels)
         assert got["nDCG@10"] == pytest.approx(np.mean(values), abs=2e-4)
         assert got["Recall@100"] == 1.0  # corpora smaller than 100 documents
+        assert result["counts"]["candidates_per_language"][lang] == len(passages)
     assert result["rank_distance"] is None
     assert "nDCG@10" in out.with_suffix(".md").read_text()
 

@@ -110,6 +110,92 @@ def test_miracl_bad_qrels(tmp_path):
         load_miracl(tmp_path / "m", ["de"])
 
 
+def _write_miracl(root: Path, passages: list[tuple[str, str]], topics: dict[str, str],
+                  qrels: list[tuple[str, str, int]]) -> None:
+    corpus = root / "miracl-corpus-v1.0-de"
+    corpus.mkdir(parents=True)
+    half = len(passages) // 2  # two corpus files: the stream crosses a file boundary
+    for i, part in enumerate((passages[:half], passages[half:])):
+        (corpus / f"docs-{i}.jsonl").write_text(
+            "".join(json.dumps({"docid": d, "title": "", "text": t}) + "\n" for d, t in part))
+    folder = root / "miracl-v1.0-de"
+    (folder / "topics").mkdir(parents=True)
+    (folder / "qrels").mkdir()
+    (folder / "topics" / "topics.miracl-v1.0-de-dev.tsv").write_text(
+        "".join(f"{q}\t{t}\n" for q, t in topics.items()))
+    (folder / "qrels" / "qrels.miracl-v1.0-de-dev.tsv").write_text(
+        "".join(f"{q} Q0 {d} {g}\n" for q, d, g in qrels))
+
+
+def test_miracl_streamed_corpus_scores_exactly_as_the_whole_corpus_at_once(tmp_path):
+    """The corpus is scored in chunks of any size, with ties at the nDCG cut-off and around relevant
+    passages, a repeated docid and a passage judged not relevant; the result equals scoring every
+    passage at once (sklearn's tie-averaged nDCG, ranks counted over the whole corpus)."""
+    import numpy as np
+    from sklearn.metrics import ndcg_score
+
+    from polyqa.evaluate.retrieval import score_miracl
+
+    rng = np.random.default_rng(0)
+    # 7 distinct texts for 60 passages: many exact ties. Components are multiples of 1/4, so every
+    # dot product is exact in float32 whatever the summation order (ties stay ties across chunks).
+    texts = [f"text {i}" for i in range(7)]
+    vectors = {t: rng.integers(-2, 3, size=8).astype(np.float32) / 4 for t in texts}
+    passages = [(f"d{i}", texts[int(rng.integers(0, 7))]) for i in range(60)]
+    passages.insert(31, ("d5", "text 6"))  # a repeat of docid d5: quarantined, never scored
+    topics = {f"q{j}": texts[j % 7] for j in range(6)}
+    qrels = [("q0", "d1", 1), ("q0", "d2", 2), ("q0", "d3", 0), ("q1", "d4", 1), ("q2", "d5", 1),
+             ("q2", "d40", 1), ("q2", "d41", 3), ("q3", "d7", 1), ("q4", "d50", 1), ("q5", "d59", 2),
+             ("q5", "d0", 1), ("q1", "nope", 1)]
+    _write_miracl(tmp_path, passages, topics, qrels)
+    bench = load_miracl(tmp_path, ["de"])
+    stream = bench.streamed["deu_Latn"]
+    judged = {d for _, d, g in qrels if g > 0 and d != "nope"}
+    assert len(bench.candidates) == len(judged)
+    assert stream.passages == 60 - len(judged)
+    assert bench.counts()["candidates_per_language"] == {"deu_Latn": 60}
+    assert {(r["reason"], Path(r["file"]).name, r["row"]) for r in bench.quarantine} == {
+        ("duplicate docid d5", "docs-1.jsonl", 2), ("docid nope not in corpus", "qrels.miracl-v1.0-de-dev.tsv", 12)}
+
+    sizes = []
+
+    def encode(batch):
+        sizes.append(len(batch))
+        return np.stack([vectors[t] for t in batch])
+
+    q_emb = encode([q.text for q in bench.queries])
+    c_emb = encode([c.text for c in bench.candidates])
+    # The reference: every passage (first occurrence of each docid) scored at once.
+    ids, seen = [], set()
+    for d, t in passages:
+        if d not in seen:
+            seen.add(d)
+            ids.append((d, t))
+    all_emb = encode([t for _, t in ids])
+    cases = set()
+    for k, recall_k in ((3, 5), (10, 20)):
+        want_ndcg, want_recall = [], []
+        for q, emb in zip(bench.queries, q_emb):
+            gain_of = {bench.candidates[i].key: g for i, g in zip(q.relevant, q.gains)}
+            gains = np.array([gain_of.get(d, 0.0) for d, _ in ids])
+            scores = all_emb @ emb
+            want_ndcg.append(ndcg_score(gains[None], scores[None], k=k))
+            ranks = [(scores >= scores[j]).sum() for j in np.nonzero(gains)[0]]
+            want_recall.append(np.mean(np.array(ranks) <= recall_k))
+            kth = np.sort(scores)[-k]
+            cases |= {"tie at the cut-off"} if (scores >= kth).sum() > k else set()
+            cases |= {"partial nDCG"} if 0 < want_ndcg[-1] < 1 else set()
+            cases |= {"partial recall"} if 0 < want_recall[-1] < 1 else set()
+        for chunk in (1, 4, 7, 1000):
+            sizes.clear()
+            got = score_miracl(bench, q_emb, c_emb, ndcg_k=k, recall_k=recall_k, chunk_size=2, encode=encode,
+                               stream_chunk=chunk)
+            assert max(sizes) == min(chunk, stream.passages) and sum(sizes) == stream.passages  # chunk by chunk
+            np.testing.assert_allclose(got.ndcg, want_ndcg, atol=1e-6, err_msg=f"k={k} chunk={chunk}")
+            np.testing.assert_allclose(got.recall, want_recall, err_msg=f"k={k} chunk={chunk}")
+    assert cases == {"tie at the cut-off", "partial nDCG", "partial recall"}  # the data exercises each
+
+
 def _flat_rows(path):
     """XQuAD-R JSON flattened to the hub's rows (id, context, question, answers)."""
     rows = []

@@ -64,6 +64,9 @@ class Benchmark:
     quarantine: list[dict] = field(default_factory=list)  # unusable rows with a reason
     stats: dict = field(default_factory=dict)
     data_dir: str | None = None  # the folder read (resolved), for the report
+    # Per language, more candidates that stay on disk and are scored in chunks (MIRACL's corpora,
+    # far larger than memory): a ``miracl.PassageStream`` with ``passages`` and ``chunks(size)``.
+    streamed: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict:
         per_lang_q = {lang: 0 for lang in self.languages}
@@ -72,9 +75,11 @@ class Benchmark:
             per_lang_q[q.language] += 1
         for c in self.candidates:
             per_lang_c[c.language] += 1
+        for lang, stream in self.streamed.items():
+            per_lang_c[lang] += stream.passages
         return {
             "queries": len(self.queries),
-            "candidates": len(self.candidates),
+            "candidates": sum(per_lang_c.values()),
             "queries_per_language": per_lang_q,
             "candidates_per_language": per_lang_c,
             "question_ids": len({q.qid for q in self.queries}),

@@ -100,9 +100,12 @@ class Encoder:
         self.memory: dict[tuple[str, str], np.ndarray] = {}
         self.stats = EncodeStats()
 
-    def encode(self, texts: Sequence[str], prompt: str = "") -> np.ndarray:
+    def encode(self, texts: Sequence[str], prompt: str = "", keep: bool = True) -> np.ndarray:
+        """Embeddings of ``texts`` (rows aligned). ``keep=False``: not remembered for later calls, for
+        texts seen once (a streamed corpus), so memory stays that of one call."""
         start = time.perf_counter()
         self.stats.texts += len(texts)
+        memory = self.memory if keep else {}
         todo = [t for t in dict.fromkeys(texts) if (prompt, t) not in self.memory]
         self.stats.unique_texts += len(todo)
         # Longest first: similar lengths share a batch (little padding) and memory peaks early.
@@ -112,12 +115,18 @@ class Encoder:
             block = todo[b * self.block_size: (b + 1) * self.block_size]
             vectors = self._encode_block(block, prompt)
             for text, vec in zip(block, vectors):
-                self.memory[(prompt, text)] = vec
-            log.info("encoded block %d/%d (%d texts, prompt %r)", b + 1, n_blocks, len(block), prompt)
+                memory[(prompt, text)] = vec
+            log.log(logging.INFO if keep else logging.DEBUG, "encoded block %d/%d (%d texts, prompt %r)",
+                    b + 1, n_blocks, len(block), prompt)
         self.stats.seconds += time.perf_counter() - start
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
-        return np.stack([self.memory[(prompt, t)] for t in texts]).astype(np.float32, copy=False)
+
+        def row(text: str) -> np.ndarray:
+            key = (prompt, text)
+            return memory[key] if key in memory else self.memory[key]
+
+        return np.stack([row(t) for t in texts]).astype(np.float32, copy=False)
 
     def _encode_block(self, block: list[str], prompt: str) -> np.ndarray:
         path = None
@@ -288,48 +297,97 @@ def score_lareqa(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ks:
 class MiraclScores:
     ndcg: np.ndarray  # (queries,) nDCG@10
     recall: np.ndarray  # (queries,) Recall@100
-    seconds: float
+    seconds: float  # scoring only: encoding streamed passages is in the encoder's seconds
+
+
+# Passages per streamed chunk: its embeddings (50k x 768 float32 = 150 MB) and one query chunk's
+# scores against it (256 x 50k = 51 MB) are what scoring a MIRACL corpus holds at once.
+STREAM_CHUNK = 50_000
 
 
 def score_miracl(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ndcg_k: int = 10,
-                 recall_k: int = 100, chunk_size: int = 256) -> MiraclScores:
-    """nDCG@k and Recall@k per query, each language searching its own corpus."""
+                 recall_k: int = 100, chunk_size: int = 256, encode=None,
+                 stream_chunk: int = STREAM_CHUNK) -> MiraclScores:
+    """nDCG@k and Recall@k per query, each language searching its own corpus.
+
+    ``c_emb`` holds the embeddings of ``benchmark.candidates`` (the judged passages); the
+    rest of each language's corpus (``benchmark.streamed``) is encoded ``stream_chunk``
+    passages at a time with ``encode(texts)``. Per query only the k best streamed scores
+    are kept (with how many streamed passages tie the k-th, so ties at the cut-off
+    average exactly as over the whole corpus), and per relevant passage how many
+    streamed passages score at least as high: its rank, as if all were scored at once.
+    """
     import torch
 
     from polyqa.evaluate.metrics import dcg_at_k_tied, ideal_dcg_at_k
 
-    start = time.perf_counter()
+    start, encoding = time.perf_counter(), 0.0
     q_lang, c_lang = _language_index(benchmark)
     rel_np, gains_np = _padded_relevance(benchmark)
     ndcg = np.full(len(benchmark.queries), np.nan)
     recall = np.full(len(benchmark.queries), np.nan)
     with torch.inference_mode():
-        for li in range(len(benchmark.languages)):
+        for li, lang in enumerate(benchmark.languages):
             c_rows = np.nonzero(c_lang == li)[0]
             q_rows = np.nonzero(q_lang == li)[0]
             if len(q_rows) == 0:
                 continue
-            cands = torch.from_numpy(np.ascontiguousarray(c_emb[c_rows]))
             local = np.full(len(c_lang), -1, dtype=np.int64)
             local[c_rows] = np.arange(len(c_rows))
-            k = min(ndcg_k, len(c_rows))
-            for lo in range(0, len(q_rows), chunk_size):
-                rows = q_rows[lo: lo + chunk_size]
-                scores = torch.from_numpy(np.ascontiguousarray(q_emb[rows])) @ cands.T
-                kth = scores.topk(k, dim=1).values[:, -1:]
-                rel = rel_np[rows]
-                for i, row in enumerate(rows):
-                    valid = rel[i] >= 0
-                    idx = local[rel[i][valid]]
-                    gains = gains_np[row][valid]
-                    s = scores[i]
-                    rel_scores = s[torch.from_numpy(idx)]
-                    ranks = (s.unsqueeze(0) >= rel_scores.unsqueeze(1)).sum(1).numpy()
-                    recall[row] = float(np.mean(ranks <= recall_k))
-                    # Everything scoring >= the k-th score: the full tie group at the cut-off.
-                    top_idx = torch.nonzero(s >= kth[i]).squeeze(1).numpy()
-                    gain_of = dict(zip(idx.tolist(), gains.tolist()))
-                    top_gains = np.array([gain_of.get(j, 0.0) for j in top_idx.tolist()])
-                    ideal = ideal_dcg_at_k(gains, ndcg_k)
-                    ndcg[row] = dcg_at_k_tied(s[top_idx].numpy(), top_gains, ndcg_k) / ideal
-    return MiraclScores(ndcg, recall, time.perf_counter() - start)
+            queries = torch.from_numpy(np.ascontiguousarray(q_emb[q_rows]))
+            held = queries @ torch.from_numpy(np.ascontiguousarray(c_emb[c_rows])).T  # (q, judged)
+            rel = rel_np[q_rows]
+            valid = torch.from_numpy(rel >= 0)
+            rel_local = torch.from_numpy(np.where(rel >= 0, local[np.maximum(rel, 0)], 0))
+            rel_scores = torch.where(valid, held.gather(1, rel_local), torch.full(rel.shape, float("inf")))
+            # Streamed state per query: the k best scores (descending), how many streamed passages
+            # score exactly the k-th of them, and per relevant passage how many score >= it.
+            top = torch.full((len(q_rows), ndcg_k), float("-inf"))
+            at_kth = torch.zeros(len(q_rows), dtype=torch.int64)
+            above_rel = torch.zeros(rel.shape, dtype=torch.int64)
+            stream = benchmark.streamed.get(lang)
+            if stream is not None and stream.passages:
+                if encode is None:
+                    raise ValueError(f"MIRACL {lang}: {stream.passages} streamed passages need an encode function")
+                done = 0
+                for texts in stream.chunks(stream_chunk):
+                    encode_start = time.perf_counter()
+                    passages = torch.from_numpy(np.ascontiguousarray(encode(texts)))
+                    encoding += time.perf_counter() - encode_start
+                    for lo in range(0, len(q_rows), chunk_size):
+                        sl = slice(lo, lo + chunk_size)
+                        scores = queries[sl] @ passages.T
+                        ordered = scores.sort(dim=1).values
+                        above_rel[sl] += scores.shape[1] - torch.searchsorted(ordered, rel_scores[sl].contiguous())
+                        old = top[sl]
+                        new = torch.cat([old, ordered[:, -ndcg_k:]], 1).topk(ndcg_k, dim=1).values
+                        kth, old_kth = new[:, -1:], old[:, -1:]
+                        # Passages tying the new k-th: in this chunk, plus before it (all of them are in
+                        # the old top when the k-th rose; the running count when it did not).
+                        before = torch.where(kth.squeeze(1) == old_kth.squeeze(1), at_kth[sl], (old == kth).sum(1))
+                        at_kth[sl] = before + (scores == kth).sum(1)
+                        top[sl] = new
+                    done += len(texts)
+                    log.info("MIRACL %s: %d of %d passages scored", lang, done, stream.passages)
+            for i, row in enumerate(q_rows):
+                ok = valid[i].numpy()
+                gains = gains_np[row][ok]
+                rel_s = rel_scores[i][valid[i]]
+                ranks = (held[i].unsqueeze(0) >= rel_s.unsqueeze(1)).sum(1) + above_rel[i][valid[i]]
+                recall[row] = float(np.mean(ranks.numpy() <= recall_k))
+                streamed_top = top[i][torch.isfinite(top[i])]
+                both = torch.cat([held[i], streamed_top])
+                kth = both.topk(min(ndcg_k, len(both))).values[-1]
+                gain_of = dict(zip(local[rel[i][ok]].tolist(), gains.tolist()))
+                held_idx = torch.nonzero(held[i] >= kth).squeeze(1).numpy()
+                top_scores = [held[i][held_idx].numpy()]
+                top_gains = [np.array([gain_of.get(j, 0.0) for j in held_idx.tolist()])]
+                # Everything scoring >= the k-th: the full tie group at the cut-off (streamed gains are 0).
+                over = streamed_top[streamed_top >= kth]
+                if len(streamed_top) == ndcg_k and bool(kth == streamed_top[-1]):
+                    over = torch.cat([over[over > kth], kth.repeat(int(at_kth[i]))])
+                top_scores.append(over.numpy())
+                top_gains.append(np.zeros(len(over)))
+                ndcg[row] = (dcg_at_k_tied(np.concatenate(top_scores), np.concatenate(top_gains), ndcg_k)
+                             / ideal_dcg_at_k(gains, ndcg_k))
+    return MiraclScores(ndcg, recall, time.perf_counter() - start - encoding)  # encoding counts as encoding

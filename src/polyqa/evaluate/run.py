@@ -53,6 +53,7 @@ class EvaluateJob:
             titles=titles, exclude_titles=exclude, split=config.split)
         self.load_seconds = time.perf_counter() - started
         self.embeddings: tuple[np.ndarray, np.ndarray] | None = None
+        self.encoder: Encoder | None = None
         self.encode_stats: dict[str, Any] | None = None
         self.scores: Any = None
         self.result: dict[str, Any] | None = None
@@ -69,6 +70,7 @@ class EvaluateJob:
         model = self.model if self.model is not None else load_encoder(c.model, c.device,
                                                                        trust_remote_code=c.trust_remote_code)
         encoder = Encoder(model, model_fingerprint(c.model), c.batch_size, c.embedding_cache)
+        self.encoder = encoder
         self.embeddings = encode_benchmark(self.benchmark, encoder, self.candidate_mode,
                                            c.query_prompt, c.passage_prompt)
         self.encode_stats = asdict(encoder.stats)
@@ -81,7 +83,13 @@ class EvaluateJob:
         if self.embeddings is None:
             self.encode()
         q_emb, c_emb = self.embeddings
-        self.scores = self.kind.score(self.benchmark, q_emb, c_emb, chunk_size=self.config.chunk_size)
+        streamed = {}
+        if self.benchmark.streamed:  # candidates read from disk in chunks while scoring (MIRACL's corpora)
+            encoder, prompt = self.encoder, self.config.passage_prompt
+            streamed["encode"] = lambda texts: encoder.encode(texts, prompt, keep=False)
+        self.scores = self.kind.score(self.benchmark, q_emb, c_emb, chunk_size=self.config.chunk_size, **streamed)
+        if self.benchmark.streamed:
+            self.encode_stats = asdict(self.encoder.stats)
         return self.scores
 
     def report(self) -> dict[str, Any]:
