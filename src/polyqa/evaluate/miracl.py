@@ -91,7 +91,7 @@ class PassageStream:
         chunk: list[str] = []
         for index, path in enumerate(self.files):
             for line_no, row in _read_jsonl(path):
-                if (index, line_no) in self.skipped or row["docid"] in self.held:
+                if (index, line_no) in self.skipped or str(row["docid"]) in self.held:
                     continue
                 chunk.append(_passage_text(row))
                 if len(chunk) == size:
