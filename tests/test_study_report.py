@@ -147,6 +147,11 @@ def test_report_opens_with_the_answer_and_its_numbers_come_from_the_table(synthe
     assert h_multi > line
     assert f"hybrid n=9 above it by {h_multi - line:+.3f} ({h_multi:.3f} vs {line:.3f})" in answer
     assert "hybrid a=0.25 n=9: monolingual 0.520 outside" in answer
+    # Where hybrid's trade-off is best: the recipe farthest above that line, by its own gain.
+    line = next(line for line in answer.splitlines() if line.startswith("- **Trade-off, XQuAD-R**"))
+    gains = [float(g) for g in re.findall(r"n=\d above it by ([+-]\d\.\d{3})", line)]
+    best = re.search(r"farthest above it: (hybrid[^();,]* n=\d) \(([+-]\d\.\d{3})\)", line)
+    assert best and float(best.group(2)) == max(gains) and f"{best.group(1)} above it by {best.group(2)}" in line
     # Significance at 9 languages, on both benchmarks.
     for bench in ("XQuAD-R", "MLQA-R"):
         line = next(line for line in answer.splitlines() if line.startswith(f"- **Significance at n=9, {bench}**"))

@@ -531,7 +531,7 @@ def _tradeoff_sentence(rows: Sequence[Mapping[str, Any]], bench: str, config: An
                     j = max(better, key=lambda j: points[j][0] + points[j][1])
                     beaten.append(f"{k[0]} n={k[1]} by {j[0]} n={j[1]}")
         verdict_ = "no hybrid recipe is on it" + (f" (e.g. {'; '.join(beaten[:3])})" if beaten else "")
-    chord = []
+    chord, above = [], []
     # Better than choosing between the two? The straight line from x-x-mono to x-y at the same count is
     # what a mere mix of their trade-offs would give; a hybrid above it gains more than that.
     for (label, n), (h_mono, h_multi) in sorted(points.items()):
@@ -543,10 +543,15 @@ def _tradeoff_sentence(rows: Sequence[Mapping[str, Any]], bench: str, config: An
             chord.append(f"{label} n={n}: monolingual {h_mono:.3f} outside x-y–x-x-mono's {y_mono:.3f}…{m_mono:.3f}")
             continue
         line = y_multi + (m_multi - y_multi) * (h_mono - y_mono) / (m_mono - y_mono)
+        if h_multi > line:
+            above.append((h_multi - line, f"{label} n={n}"))
         chord.append(f"{label} n={n} {'above' if h_multi > line else 'below'} it by {h_multi - line:+.3f} "
                      f"({h_multi:.3f} vs {line:.3f})")
     chord_txt = ("; against the straight line from x-y to x-x-mono at the same language count (multilingual "
                  "mAP at hybrid's monolingual mAP): " + ", ".join(chord)) if chord else ""
+    if above:  # where hybrid's trade-off is best: the recipe that gains most over a mere mix
+        gain, label = max(above)
+        chord_txt += f"; farthest above it: {label} ({gain:+.3f})"
     return (f"- **Trade-off, {name}** (monolingual / multilingual mAP, seed means per recipe): the frontier is "
             f"{listed}; {verdict_}{chord_txt}.")
 
