@@ -88,8 +88,7 @@ class EvaluateJob:
             encoder, prompt = self.encoder, self.config.passage_prompt
             streamed["encode"] = lambda texts: encoder.encode(texts, prompt, keep=False)
         self.scores = self.kind.score(self.benchmark, q_emb, c_emb, chunk_size=self.config.chunk_size, **streamed)
-        if self.benchmark.streamed:
-            self.encode_stats = asdict(self.encoder.stats)
+        self.encode_stats = asdict(self.encoder.stats)  # streamed passages are encoded while scoring
         return self.scores
 
     def report(self) -> dict[str, Any]:
