@@ -1,6 +1,6 @@
 """The whole corpus build, side by side with the raw translation it contains.
 
-Three sides, timed in the same rounds (order A B C, then C B A, ...), each from nothing
+Four sides, timed in the same rounds (order A B C D, then D C B A, ...), each from nothing
 but the converted model on disk (cold translation cache, fresh output folder):
 
 - ``cli``: ``polyqa build-corpus --config C --output O`` through ``polyqa.cli.main`` in
@@ -10,6 +10,10 @@ but the converted model on disk (cold translation cache, fresh output folder):
 - ``flow``: the ``build-corpus`` Prefect flow (``flows/build_corpus.py``), in this
   process under ``prefect.testing.utilities.prefect_test_harness`` (a temporary Prefect
   server, started once before any timing).
+- ``flow_no_heartbeat``: the same flow with Prefect's flow-run heartbeat turned off
+  (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` unset, for this call only), to tell what
+  polyqa's flow layer costs from what the heartbeat costs (see below). Deployments keep
+  Prefect's default heartbeat; polyqa does not turn it off.
 - ``raw``: what the build's translation costs at the least: load a
   ``ctranslate2.Translator`` (the engine's thread layout: one single-threaded worker per
   core), tokenise, ``translate_batch`` and detokenise exactly the unique segments the
@@ -27,13 +31,15 @@ of ``benchmarks/translate.py`` (int8), beam 1, every output forced to N tokens
 (``max_length_ratio: 0, max_length_extra: N, min_output_tokens: N, max_output_tokens:
 null``). Every round checks that the build's target tokens (manifest) equal the raw side's.
 
-Figures: ``build_vs_raw`` = raw seconds / CLI build seconds (target >= 0.85) and
-``flow_vs_cli`` = CLI seconds / flow seconds (target >= 0.9), medians over >= 5 rounds.
+Figures: ``build_vs_raw`` = raw seconds / CLI build seconds (target >= 0.85),
+``flow_vs_cli`` = CLI seconds / flow seconds (target >= 0.9) and
+``flow_vs_cli_no_heartbeat`` (no target), medians over >= 5 rounds.
 The flow's seconds land just past whole seconds (14.08, 15.09, ...): Prefect 3.9 joins
 each flow run's heartbeat thread at exit, and that thread sleeps in one-second steps, so
-every flow run ends up to a second late. The flow therefore runs its tasks in its own
-run (a ``build-corpus-shards`` subflow only on Dask); what remains is a fixed cost of
-about 1.5 s per build, 10% of this 14-second build and less the larger the build.
+every flow run ends between 0 and 1 s late, whatever the flow does. The flow therefore
+runs its tasks in its own run (a ``build-corpus-shards`` subflow only on Dask); the
+rest of its cost (creating the run, task and artifact records) is a fraction of a
+second, and all of it is fixed: the larger the build, the less it weighs.
 Also the seconds of each stage of the CLI builds, timed inside ``BuildJob``'s phases:
 ingest, segmentation, model load, translation, projection and quality, writing,
 manifest and card.
@@ -259,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         flow_module.build_corpus(output=str(output), config=str(config_file(tag)))
         return {"target_tokens": Manifest.load(output).translation_totals()["target_tokens"]}
 
+    def flow_without_heartbeat() -> dict[str, Any]:
+        """The same flow with Prefect's flow-run heartbeat off: what polyqa's flow layer costs by itself."""
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            return flow()
+
     ct2_dir = None
     tokenizer = None
 
@@ -304,18 +317,21 @@ def main(argv: list[str] | None = None) -> int:
             if "cli" in out and sorted(out["cli"]["segments"]) != sorted(last_segments):
                 raise SystemExit("a CLI build sent other segments to its model than the first build did")
 
-        for side, fn in (("flow", flow), ("raw", raw)):
+        sides = [("raw", raw), ("cli", cli), ("flow", flow), ("flow_no_heartbeat", flow_without_heartbeat)]
+        for side, fn in sides[2:] + sides[:1]:
             spent = time.perf_counter()
             fn()
             log(f"warm-up: {side} {time.perf_counter() - spent:.2f} s (not counted)")
-        seconds = alternate("build", [("raw", raw), ("cli", cli), ("flow", flow)], rounds=rounds, warmup=False,
-                            check=check)
+        seconds = alternate("build", sides, rounds=rounds, warmup=False, check=check)
     stage_runs = stage_runs[-rounds:]  # the timed CLI builds (not the warm-up)
     run.add(ratio_figure("build_vs_raw", seconds, "raw", "cli", target=0.85,
                          note="raw CTranslate2 (load, tokenise, translate, detokenise the build's segments) "
                               "seconds / polyqa build-corpus seconds"))
     run.add(ratio_figure("flow_vs_cli", seconds, "cli", "flow", target=0.9,
                          note="polyqa build-corpus seconds / build-corpus Prefect flow seconds"))
+    run.add(ratio_figure("flow_vs_cli_no_heartbeat", seconds, "cli", "flow_no_heartbeat",
+                         note="as flow_vs_cli, with Prefect's flow-run heartbeat off "
+                              "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY unset)"))
     stages = {s: round(statistics.median(r[s] for r in stage_runs), 3) for s in (*STAGES, "total")}
     accounted = sum(stages[s] for s in STAGES)
     stages["other"] = round(stages["total"] - accounted, 3)

@@ -12,6 +12,9 @@ Figures (each a median over >= 5 ABBA rounds of per-round ratios; > 1: the secon
                                      tokenisation, batching, cold-cache lookups and writes,
                                      detokenisation), beam 1 (the pipeline's own work weighs most
                                      there); target >= 0.9.
+  output_layer_share_beam1           1 - (raw seconds with the output vocabulary cut to 4,096
+                                     entries) / (raw seconds with all 256,206): about the share
+                                     of the time spent in the output layer (see below); no target.
 
 The transformers side is run as a careful user would: torch threads = cores,
 length-sorted batches, ``torch.inference_mode``, float32 (the CPU default), SDPA
@@ -22,17 +25,26 @@ does, and its fastest batch size on 2 cores: 64 sentences at beam 1, 32 at beam 
 CTranslate2 side gets 32 sentences per batch (``--raw-batch-size``), its best at
 beam 1; CTranslate2 sorts by length itself.
 
-What bounds ct2_vs_hf on a CPU: both sides spend almost all their time in matrix
-products (the 1024 x 256,206 output projection alone is ~60% of a decoder step), so
-the ratio tends to the int8 : float32 multiply-add throughput of the cores. With
-AVX-512 VNNI that is 4 : 1 (64 int8 vs 16 float32 multiply-adds per instruction);
-the engine measures 3.7-4.3x here, 1.2-1.35x faster than raw CTranslate2 with the
-same translator. What does not move it, measured on the quick set at beam 1 (engine
-seconds, medians of 3): ``CT2_USE_EXPERIMENTAL_PACKED_GEMM=1`` (already packed in
-CTranslate2 4.8), ``CT2_FORCE_CPU_ISA=AVX512`` (2-4%), oneDNN instead of MKL
-(``CT2_USE_MKL=0``: 15% slower), 44 forced tokens instead of 16 (4.05x vs 3.85x).
-Against transformers at batch 16 (slower than its best by 1.5x at beam 1), the same
-engine would read over 5x: the batch size, not the engine, made earlier figures higher.
+What bounds ct2_vs_hf on a CPU: the output layer. NLLB's output projection (1024 x
+256,206, tied to the embeddings) is the largest matrix product of a decoding step, and
+CTranslate2 never pre-packs it (``TransformerModel::is_packable`` leaves out the
+projection, so that vocabulary maps can slice it), so oneMKL packs its 262 MB of int8
+weights again on every step of every batch; every other linear layer is packed once at
+load. ``output_layer_share_beam1`` measures what that costs: the raw side against the
+same model with its output vocabulary cut to the first 4,096 entries (a CTranslate2
+vocabulary map), same batches, same output lengths. The int8 kernels already use the
+CPU's best instructions: oneMKL 2025.3 finds AMX here (``MKL_VERBOSE=1``) and uses it,
+since ``MKL_ENABLE_INSTRUCTIONS=AVX512_E1`` (VNNI, no AMX) makes raw CTranslate2 about
+35% slower. What else does not move the engine, measured on the quick set at beam 1
+(engine seconds, medians of 3): ``CT2_USE_EXPERIMENTAL_PACKED_GEMM=1`` (already on in
+CTranslate2 4.8, and it leaves the projection out too), ``CT2_FORCE_CPU_ISA=AVX512``
+(2-4%), oneDNN instead of MKL (``CT2_USE_MKL=0``: 15% slower), int16 (2.3x slower),
+2 threads per worker (within noise), 44 forced tokens
+instead of 16 (4.05x vs 3.85x). Against transformers at batch 16 (slower than its best
+by 1.5x at beam 1), the same engine would read over 5x: the batch size, not the engine,
+made earlier figures higher. Nor do larger token budgets (4,096 or 8,192 padded tokens
+per batch instead of 2,048, on the full set of 124 sentences: 10-20% slower at beam 1,
+within noise at beam 4): more rows per batch do not spread the packing much further.
 
 Random weights babble, so every engine is forced to produce exactly N new
 tokens (transformers counts the forced language token among new tokens,
@@ -55,6 +67,7 @@ import argparse
 import gc
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -64,7 +77,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from method import Run, log, side_by_side  # noqa: E402
+from method import Run, alternate, log, side_by_side, value_figure  # noqa: E402
 
 
 def bench_dir() -> Path:
@@ -97,6 +110,19 @@ def build_random_nllb_600m(output: Path) -> Path:
     return hf_dir
 
 
+def small_vocabulary_copy(ct2_dir: Path, into: Path, size: int) -> tuple[Path, int]:
+    """The converted model (its files linked, not copied) with a vocabulary map that allows only its first
+    ``size`` target tokens: with ``use_vmap=True``, CTranslate2 computes the output layer for those alone."""
+    import json
+
+    for item in ct2_dir.iterdir():
+        (into / item.name).symlink_to(item)
+    vocabulary = json.loads((ct2_dir / "shared_vocabulary.json").read_text(encoding="utf-8"))
+    # One rule with an empty source: tokens that are always candidates.
+    (into / "vmap.txt").write_text("\t" + " ".join(vocabulary[:size]) + "\n", encoding="utf-8")
+    return into, len(vocabulary)
+
+
 def make_passages(count: int, seed: int) -> list[str]:
     """Unique English passages of 2-4 sentences built from the shipped sample text."""
     from polyqa.translate.sample_text import ENGLISH
@@ -121,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="transformers batch size at beam 1 and at beam 4 (its fastest on 2 cores)")
     parser.add_argument("--raw-batch-size", type=int, default=32,
                         help="raw CTranslate2 side: max_batch_size in examples")
+    parser.add_argument("--small-vocab", type=int, default=4096,
+                        help="output vocabulary of the output-layer measurement (first N entries)")
     parser.add_argument("--skip-hf", action="store_true", help="skip the transformers figures")
     parser.add_argument("--compare-threads", action="store_true",
                         help="also time the engine's threads (cores x 1) against CTranslate2's usual 1 x cores")
@@ -230,6 +258,33 @@ def main(argv: list[str] | None = None) -> int:
                              check=same_length, warmup=args.skip_hf))
     hf_model = None  # free the float32 weights before the end-to-end part
     gc.collect()
+
+    # ---- what the output layer costs: the raw side's translator against the same model with its
+    # output vocabulary cut to the first K entries by a CTranslate2 vocabulary map (beam 1).
+    with tempfile.TemporaryDirectory() as tmp:
+        small_dir, vocabulary_size = small_vocabulary_copy(engine.ct2_dir, Path(tmp), args.small_vocab)
+        small_vocab = ctranslate2.Translator(str(small_dir), inter_threads=engine.inter_threads,
+                                             intra_threads=engine.intra_threads)
+
+        def raw_on(translator, use_vmap: bool) -> int:
+            out = translator.translate_batch(
+                pre_tokenised, target_prefix=[["deu_Latn"]] * len(pre_tokenised), max_batch_size=args.raw_batch_size,
+                batch_type="examples", beam_size=1, max_decoding_length=new_tokens + 1,
+                min_decoding_length=new_tokens + 1, use_vmap=use_vmap)
+            return sum(len(r.hypotheses[0]) - 1 for r in out)
+
+        seconds = alternate("output_layer", [("full_vocab", lambda: raw_on(engine.translator, False)),
+                                             ("small_vocab", lambda: raw_on(small_vocab, True))],
+                            rounds=rounds, warmup=True,
+                            check=lambda out: same_length(out["full_vocab"], out["small_vocab"]))
+        del small_vocab
+    share = [1 - small / full for full, small in zip(seconds["full_vocab"], seconds["small_vocab"])]
+    figure = run.add(value_figure("output_layer_share_beam1", share, unit="share", note=(
+        f"1 - seconds with the output vocabulary cut to {args.small_vocab} entries / seconds with all "
+        f"{vocabulary_size}: about the share of raw CTranslate2's time spent in the output layer")))
+    figure.seconds = seconds
+    log(f"output_layer_share_beam1: median {statistics.median(share):.3f} "
+        f"(min {min(share):.3f}, max {max(share):.3f})")
 
     # ---- end to end vs raw CTranslate2, cold cache every time; beam 1, where translation is
     # shortest, so the pipeline's own work (segmentation, cache, detokenisation) weighs most
