@@ -32,7 +32,12 @@ projection, so that vocabulary maps can slice it), so oneMKL packs its 262 MB of
 weights again on every step of every batch; every other linear layer is packed once at
 load. ``output_layer_share_beam1`` measures what that costs: the raw side against the
 same model with its output vocabulary cut to the first 4,096 entries (a CTranslate2
-vocabulary map), same batches, same output lengths. The int8 kernels already use the
+vocabulary map), same batches, same output lengths; about 0.4 on the quick set. With
+``MKL_VERBOSE=1``, at equal rows per batch (9, 18, 22), the projection's unpacked int8
+products ran at 36, 74 and 93 GMAC/s and the packed layers' at 82, 135 and 181: about
+half. Were the projection packed, the engine would spend about a fifth less time at
+beam 1, which puts ct2_vs_hf_beam1 near 4.5x, not 5x: an estimate, since CTranslate2 has
+no switch for it. The int8 kernels already use the
 CPU's best instructions: oneMKL 2025.3 finds AMX here (``MKL_VERBOSE=1``) and uses it,
 since ``MKL_ENABLE_INSTRUCTIONS=AVX512_E1`` (VNNI, no AMX) makes raw CTranslate2 about
 35% slower. What else does not move the engine, measured on the quick set at beam 1
