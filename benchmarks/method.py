@@ -219,9 +219,11 @@ def side_by_side(name: str, reference: tuple[str, Callable[[], Any]], subject: t
 
 
 def value_figure(name: str, values: list[float], *, target: float | None = None, higher_is_better: bool = True,
-                 unit: str = "", note: str = "") -> Figure:
-    """A figure of plain per-round values (seconds, MB, rows/s), summarised like the ratios."""
-    return Figure(name, target, higher_is_better, values=list(values), unit=unit, note=note)
+                 unit: str = "", note: str = "", seconds: dict[str, list[float]] | None = None) -> Figure:
+    """A figure of plain per-round values (seconds, MB, rows/s, shares), summarised like the ratios;
+    ``seconds``: the sides' per-round seconds it was computed from, kept in the JSON."""
+    return Figure(name, target, higher_is_better, values=list(values), seconds=dict(seconds or {}), unit=unit,
+                  note=note)
 
 
 class Run:

@@ -72,7 +72,6 @@ import argparse
 import gc
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -206,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the three sides
     pre_tokenised = [["eng_Latn", *pieces, "</s>"] for pieces in engine._pieces(sentences)]
 
-    def raw(beam: int) -> int:
-        out = engine.translator.translate_batch(
+    def raw(beam: int, translator=None, use_vmap: bool = False) -> int:
+        out = (translator or engine.translator).translate_batch(
             pre_tokenised, target_prefix=[["deu_Latn"]] * len(pre_tokenised), max_batch_size=args.raw_batch_size,
             batch_type="examples", beam_size=beam, max_decoding_length=new_tokens + 1,
-            min_decoding_length=new_tokens + 1)
+            min_decoding_length=new_tokens + 1, use_vmap=use_vmap)
         return sum(len(r.hypotheses[0]) - 1 for r in out)
 
     def engine_translate(beam: int) -> int:
@@ -270,26 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         small_dir, vocabulary_size = small_vocabulary_copy(engine.ct2_dir, Path(tmp), args.small_vocab)
         small_vocab = ctranslate2.Translator(str(small_dir), inter_threads=engine.inter_threads,
                                              intra_threads=engine.intra_threads)
-
-        def raw_on(translator, use_vmap: bool) -> int:
-            out = translator.translate_batch(
-                pre_tokenised, target_prefix=[["deu_Latn"]] * len(pre_tokenised), max_batch_size=args.raw_batch_size,
-                batch_type="examples", beam_size=1, max_decoding_length=new_tokens + 1,
-                min_decoding_length=new_tokens + 1, use_vmap=use_vmap)
-            return sum(len(r.hypotheses[0]) - 1 for r in out)
-
-        seconds = alternate("output_layer", [("full_vocab", lambda: raw_on(engine.translator, False)),
-                                             ("small_vocab", lambda: raw_on(small_vocab, True))],
+        seconds = alternate("output_layer", [("full_vocab", lambda: raw(1)),
+                                             ("small_vocab", lambda: raw(1, small_vocab, use_vmap=True))],
                             rounds=rounds, warmup=True,
                             check=lambda out: same_length(out["full_vocab"], out["small_vocab"]))
         del small_vocab
     share = [1 - small / full for full, small in zip(seconds["full_vocab"], seconds["small_vocab"])]
-    figure = run.add(value_figure("output_layer_share_beam1", share, unit="share", note=(
+    figure = run.add(value_figure("output_layer_share_beam1", share, unit="share", seconds=seconds, note=(
         f"1 - seconds with the output vocabulary cut to {args.small_vocab} entries / seconds with all "
         f"{vocabulary_size}: about the share of raw CTranslate2's time spent in the output layer")))
-    figure.seconds = seconds
-    log(f"output_layer_share_beam1: median {statistics.median(share):.3f} "
-        f"(min {min(share):.3f}, max {max(share):.3f})")
+    log(f"output_layer_share_beam1: median {figure.median:.3f} (min {min(share):.3f}, max {max(share):.3f})")
 
     # ---- end to end vs raw CTranslate2, cold cache every time; beam 1, where translation is
     # shortest, so the pipeline's own work (segmentation, cache, detokenisation) weighs most
