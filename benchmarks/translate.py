@@ -36,20 +36,20 @@ vocabulary map), same batches, same output lengths; about 0.4 on the quick set. 
 ``MKL_VERBOSE=1``, at equal rows per batch (9, 18, 22), the projection's unpacked int8
 products ran at 36, 74 and 93 GMAC/s and the packed layers' at 82, 135 and 181: about
 half. Were the projection packed, the engine would spend about a fifth less time at beam
-1, which would take ct2_vs_hf_beam1 from its usual 3.6x to about 4.5x, not 5x: an
-estimate, since CTranslate2 has no switch for it. The int8 kernels already use the CPU's
-best instructions: oneMKL 2025.3 finds AMX here (``MKL_VERBOSE=1``) and uses it, since
-``MKL_ENABLE_INSTRUCTIONS=AVX512_E1`` (VNNI, no AMX) makes raw CTranslate2 about 35%
-slower. What else does not move the engine, measured on the quick set at beam 1 (engine
-seconds, medians of 3): ``CT2_USE_EXPERIMENTAL_PACKED_GEMM=1`` (already on in
-CTranslate2 4.8, and it leaves the projection out too), ``CT2_FORCE_CPU_ISA=AVX512``
-(2-4%), oneDNN instead of MKL (``CT2_USE_MKL=0``: 15% slower), int16 (2.3x slower), 2
-threads per worker (within noise), 44 forced tokens instead of 16 (4.05x vs 3.85x).
-Larger token budgets (4,096 or 8,192 padded tokens per batch instead of 2,048, on the
-full set of 124 sentences: 10-20% slower at beam 1, within noise at beam 4): more rows
-per batch do not help either. Against transformers at batch 16 (slower than its best by
-1.5x at beam 1), the same engine would read over 5x: the batch size, not the engine,
-made earlier figures higher.
+1, which would lift ct2_vs_hf_beam1 by about 1.25x (from the 3.6-4.3x measured in quiet
+runs here to 4.5-5.4x): an estimate, since CTranslate2 has no switch for it. The int8
+kernels already use the CPU's best instructions: oneMKL 2025.3 finds AMX here
+(``MKL_VERBOSE=1``) and uses it, since ``MKL_ENABLE_INSTRUCTIONS=AVX512_E1`` (VNNI, no
+AMX) makes raw CTranslate2 about 35% slower. What else does not move the engine,
+measured on the quick set at beam 1 (engine seconds, medians of 3):
+``CT2_USE_EXPERIMENTAL_PACKED_GEMM=1`` (already on in CTranslate2 4.8, and it leaves the
+projection out too), ``CT2_FORCE_CPU_ISA=AVX512`` (2-4%), oneDNN instead of MKL
+(``CT2_USE_MKL=0``: 15% slower), int16 (2.3x slower), 2 threads per worker (within
+noise), 44 forced tokens instead of 16 (4.05x vs 3.85x). Larger token budgets (4,096 or
+8,192 padded tokens per batch instead of 2,048, on the full set of 124 sentences: 10-20%
+slower at beam 1, within noise at beam 4): more rows per batch do not help either.
+Against transformers at batch 16 (slower than its best by 1.5x at beam 1), the same
+engine would read over 5x: the batch size, not the engine, made earlier figures higher.
 
 Random weights babble, so every engine is forced to produce exactly N new
 tokens (transformers counts the forced language token among new tokens,
