@@ -543,9 +543,10 @@ def _tradeoff_sentence(rows: Sequence[Mapping[str, Any]], bench: str, config: An
             chord.append(f"{label} n={n}: monolingual {h_mono:.3f} outside x-y–x-x-mono's {y_mono:.3f}…{m_mono:.3f}")
             continue
         line = y_multi + (m_multi - y_multi) * (h_mono - y_mono) / (m_mono - y_mono)
-        if h_multi > line:
-            above.append((h_multi - line, f"{label} n={n}"))
-        chord.append(f"{label} n={n} {'above' if h_multi > line else 'below'} it by {h_multi - line:+.3f} "
+        gain = h_multi - line
+        if gain > 0:
+            above.append((gain, f"{label} n={n}"))
+        chord.append(f"{label} n={n} {'above' if gain > 0 else 'below'} it by {gain:+.3f} "
                      f"({h_multi:.3f} vs {line:.3f})")
     chord_txt = ("; against the straight line from x-y to x-x-mono at the same language count (multilingual "
                  "mAP at hybrid's monolingual mAP): " + ", ".join(chord)) if chord else ""
