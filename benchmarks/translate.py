@@ -35,15 +35,21 @@ same model with its output vocabulary cut to the first 4,096 entries (a CTransla
 vocabulary map), same batches, same output lengths; about 0.4 on the quick set. With
 ``MKL_VERBOSE=1``, at equal rows per batch (9, 18, 22), the projection's unpacked int8
 products ran at 36, 74 and 93 GMAC/s and the packed layers' at 82, 135 and 181: about
-half. Were the projection packed, the engine would spend about a fifth less time at beam
-1, which would lift ct2_vs_hf_beam1 by about 1.25x (from the 3.6-4.3x measured in quiet
-runs here to 4.5-5.4x): an estimate, since CTranslate2 has no switch for it. The int8
+half. CTranslate2 has no switch to pack it; ``packed_projection.sh`` builds CTranslate2
+from source with the projection packed too (one line) and runs this benchmark on that
+build (``--unchanged``: the same source as is). On quiet runs the packed build reads
+ct2_vs_hf 4.7-4.9x at beam 1 and 4.5x at beam 4, the unchanged one 3.8x and 4.5x: the
+engine runs 1.25x faster at beam 1 and no faster at beam 4 (within noise). At beam 4
+no single cost dominates: ``perf``, attached to raw CTranslate2 (the wheel) while it
+translates the quick set at beam 4, finds 32% in int8 products, 11% repacking the
+projection, 7% dequantising products, 7% log-softmax and 8% top-k over 4 x 256,206 scores
+per sentence, 8% copying (memmove) and about 9% in the kernel faulting in fresh pages. The int8
 kernels already use the CPU's best instructions: oneMKL 2025.3 finds AMX here
 (``MKL_VERBOSE=1``) and uses it, since ``MKL_ENABLE_INSTRUCTIONS=AVX512_E1`` (VNNI, no
 AMX) makes raw CTranslate2 about 35% slower. What else does not move the engine,
 measured on the quick set at beam 1 (engine seconds, medians of 3):
-``CT2_USE_EXPERIMENTAL_PACKED_GEMM=1`` (already on in CTranslate2 4.8, and it leaves the
-projection out too), ``CT2_FORCE_CPU_ISA=AVX512`` (2-4%), oneDNN instead of MKL
+``CT2_PACKED_GEMM`` (on by default in CTranslate2 4.8; it leaves the projection out),
+``CT2_FORCE_CPU_ISA=AVX512`` (2-4%), oneDNN instead of MKL
 (``CT2_USE_MKL=0``: 15% slower), int16 (2.3x slower), 2 threads per worker (within
 noise), 44 forced tokens instead of 16 (4.05x vs 3.85x). Larger token budgets (4,096 or
 8,192 padded tokens per batch instead of 2,048, on the full set of 124 sentences: 10-20%
@@ -154,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-vocab", type=int, default=4096,
                         help="output vocabulary of the output-layer measurement (first N entries)")
     parser.add_argument("--skip-hf", action="store_true", help="skip the transformers figures")
+    parser.add_argument("--skip-output-layer", action="store_true",
+                        help="skip output_layer_share_beam1 (a CTranslate2 build that packs the output "
+                             "layer cannot use vocabulary maps; see packed_projection.sh)")
     parser.add_argument("--compare-threads", action="store_true",
                         help="also time the engine's threads (cores x 1) against CTranslate2's usual 1 x cores")
     args = parser.parse_args(argv)
@@ -227,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         order = sorted(range(len(sentences)), key=lambda i: source_tokens[i])  # length-sorted, as the engine
 
     def hf_translate(beam: int) -> int:
+        # A CTranslate2 built against the same OpenMP runtime as torch can change its thread count.
+        if torch.get_num_threads() != cores:
+            raise SystemExit(f"torch runs on {torch.get_num_threads()} threads, not {cores}")
         produced = 0
         for b in range(0, len(order), hf_batch[beam]):
             idx = order[b : b + hf_batch[beam]]
@@ -265,20 +277,21 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- what the output layer costs: the raw side's translator against the same model with its
     # output vocabulary cut to the first K entries by a CTranslate2 vocabulary map (beam 1).
-    with tempfile.TemporaryDirectory() as tmp:
-        small_dir, vocabulary_size = small_vocabulary_copy(engine.ct2_dir, Path(tmp), args.small_vocab)
-        small_vocab = ctranslate2.Translator(str(small_dir), inter_threads=engine.inter_threads,
-                                             intra_threads=engine.intra_threads)
-        seconds = alternate("output_layer", [("full_vocab", lambda: raw(1)),
-                                             ("small_vocab", lambda: raw(1, small_vocab, use_vmap=True))],
-                            rounds=rounds, warmup=True,
-                            check=lambda out: same_length(out["full_vocab"], out["small_vocab"]))
-        del small_vocab
-    share = [1 - small / full for full, small in zip(seconds["full_vocab"], seconds["small_vocab"])]
-    figure = run.add(value_figure("output_layer_share_beam1", share, unit="share", seconds=seconds, note=(
-        f"1 - seconds with the output vocabulary cut to {args.small_vocab} entries / seconds with all "
-        f"{vocabulary_size}: about the share of raw CTranslate2's time spent in the output layer")))
-    log(f"output_layer_share_beam1: median {figure.median:.3f} (min {min(share):.3f}, max {max(share):.3f})")
+    if not args.skip_output_layer:
+        with tempfile.TemporaryDirectory() as tmp:
+            small_dir, vocabulary_size = small_vocabulary_copy(engine.ct2_dir, Path(tmp), args.small_vocab)
+            small_vocab = ctranslate2.Translator(str(small_dir), inter_threads=engine.inter_threads,
+                                                 intra_threads=engine.intra_threads)
+            seconds = alternate("output_layer", [("full_vocab", lambda: raw(1)),
+                                                 ("small_vocab", lambda: raw(1, small_vocab, use_vmap=True))],
+                                rounds=rounds, warmup=True,
+                                check=lambda out: same_length(out["full_vocab"], out["small_vocab"]))
+            del small_vocab
+        share = [1 - small / full for full, small in zip(seconds["full_vocab"], seconds["small_vocab"])]
+        figure = run.add(value_figure("output_layer_share_beam1", share, unit="share", seconds=seconds, note=(
+            f"1 - seconds with the output vocabulary cut to {args.small_vocab} entries / seconds with all "
+            f"{vocabulary_size}: about the share of raw CTranslate2's time spent in the output layer")))
+        log(f"output_layer_share_beam1: median {figure.median:.3f} (min {min(share):.3f}, max {max(share):.3f})")
 
     # ---- end to end vs raw CTranslate2, cold cache every time; beam 1, where translation is
     # shortest, so the pipeline's own work (segmentation, cache, detokenisation) weighs most
@@ -318,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "sentences": len(sentences), "source_tokens_mean": round(sum(source_tokens) / len(sentences), 1),
         "new_tokens": new_tokens, "engine_max_batch_tokens": engine.decoding.max_batch_tokens,
         "inter_threads": engine.inter_threads, "intra_threads": engine.intra_threads,
-        "ctranslate2": ctranslate2.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "ctranslate2": ctranslate2.__version__, "ctranslate2_path": str(Path(ctranslate2.__file__).parent),
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
     })
     engine.close()
     run.finish()
