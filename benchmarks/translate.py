@@ -37,10 +37,13 @@ vocabulary map), same batches, same output lengths; about 0.4 on the quick set. 
 products ran at 36, 74 and 93 GMAC/s and the packed layers' at 82, 135 and 181: about
 half. CTranslate2 has no switch to pack it; ``packed_projection.sh`` builds CTranslate2
 from source with the projection packed too (one line) and runs this benchmark on that
-build (``--unchanged``: the same source as is). On quiet runs the packed build reads
-ct2_vs_hf 4.7-4.9x at beam 1 and 4.5x at beam 4, the unchanged one 3.8x and 4.5x: the
-engine runs 1.25x faster at beam 1 and no faster at beam 4 (within noise). At beam 4
-no single cost dominates: ``perf``, attached to raw CTranslate2 (the wheel) while it
+build (``--unchanged``: the same source as is). On quiet runs the packed build's engine
+took 2.2-2.5 s per round at beam 1, against 2.8-3.4 s for the unchanged build and the
+wheel, and 7.1-7.8 s at beam 4 against 7.1-7.6 s: 1.25x faster at beam 1, no faster at
+beam 4. ct2_vs_hf read 4.5-4.9x at beam 1 and 4.4-4.5x at beam 4 on the packed build
+(3 runs), 3.4-3.8x and 4.0-4.5x on the unchanged build and the wheel the same morning (2
+runs): the transformers side moves by up to 20% from run to run, the engine does not. At
+beam 4 no single cost dominates: ``perf``, attached to raw CTranslate2 (the wheel) while it
 translates the quick set at beam 4, finds 32% in int8 products, 11% repacking the
 projection, 7% dequantising products, 7% log-softmax and 8% top-k over 4 x 256,206 scores
 per sentence, 8% copying (memmove) and about 9% in the kernel faulting in fresh pages. The int8
