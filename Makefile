@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test bench cards docs-check clean
+.PHONY: setup demo test data bench cards docs-check clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,27 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/polyqa build-corpus --output out/default-corpus
 
-# The whole test suite (offline).
+# The whole test suite (offline). Tests marked lareqa_release are skipped without the LAReQA
+# release (`make data`); POLYQA_REQUIRE_DATA=1 turns that skip into a failure (CI sets it).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The LAReQA release (XQuAD-R, MLQA-R) into $POLYQA_DATA_DIR (default: see polyqa.paths), when online.
+# Files already there are kept; each download goes to a .part file first.
+LAREQA_URL ?= https://raw.githubusercontent.com/google-research-datasets/lareqa/master
+XQUAD_R_LANGS := ar de el en es hi ru th tr vi zh
+MLQA_R_LANGS  := ar de en es hi vi zh
+data: $(STAMP)
+	@dir=$$($(BIN)/python -c 'from polyqa import paths; print(paths.data_dir())'); \
+	curl -fsS -o /dev/null --max-time 20 "$(LAREQA_URL)/README.md" 2>/dev/null || \
+		{ echo "make data: cannot reach $(LAREQA_URL) (offline?); nothing was written to $$dir" >&2; exit 1; }; \
+	mkdir -p "$$dir/xquad-r" "$$dir/mlqa-r"; \
+	for lang in $(XQUAD_R_LANGS); do f="$$dir/xquad-r/$$lang.json"; test -s "$$f" || \
+		{ curl -fsSL -o "$$f.part" "$(LAREQA_URL)/xquad-r/$$lang.json" && mv "$$f.part" "$$f"; } || exit 1; done; \
+	for lang in $(MLQA_R_LANGS); do f="$$dir/mlqa-r/$$lang.json"; test -s "$$f" || \
+		{ curl -fsSL -o "$$f.part" "$(LAREQA_URL)/mlqa-r/$$lang.json" || \
+		  curl -fsSL -o "$$f.part" "$(LAREQA_URL)/mlqa-dev-r/$$lang.json"; } && { test ! -e "$$f.part" || mv "$$f.part" "$$f"; } || exit 1; done; \
+	echo "LAReQA release in $$dir (XQuAD-R CC BY-SA 4.0, MLQA-R CC BY-NC 4.0); export POLYQA_DATA_DIR=$$dir"
 
 # Every benchmark, one table (run it alone on an idle machine).
 bench: $(STAMP)

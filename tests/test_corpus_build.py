@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -228,7 +229,8 @@ def test_validate_reports_tampering_and_misalignment(built, tmp_path, capsys):
     assert cli_main(["validate", str(tmp_path / "nothing")]) == 2  # nothing to check: an error, not a report
 
 
-def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r_dir):
+def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r):
+    xquad_r_dir = xquad_r.dir
     config = {
         "name": "xquad-r-import",
         "sources": [{"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de", "zh"]}],
@@ -237,7 +239,7 @@ def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r
     }
     manifest = build_corpus(config, tmp_path / "xq")
     assert validate_corpus(tmp_path / "xq").ok
-    assert manifest["records"] == 1190 and manifest["n_shards"] == 3
+    assert manifest["records"] == xquad_r.questions and manifest["n_shards"] == math.ceil(xquad_r.questions / 500)
     assert not list((tmp_path / "xq").glob("lang=*/*.arrow"))
     zh = read_language(tmp_path / "xq", "zho_Hans").to_pylist()
     paragraph = json.loads((xquad_r_dir / "zh.json").read_text())["data"][0]["paragraphs"][0]
@@ -248,7 +250,7 @@ def test_parallel_import_corpus_without_translation_in_parquet(tmp_path, xquad_r
 
     loaded = datasets.load_dataset("parquet", data_files=f"{tmp_path}/xq/lang=*/*.parquet", split="train",
                                    streaming=True)
-    assert sum(1 for _ in loaded) == 3 * 1190
+    assert sum(1 for _ in loaded) == 3 * xquad_r.questions
     # a language the import lacks cannot be filled without a model: every record is quarantined
     with pytest.raises(ValueError, match="no usable records"):
         build_corpus(dict(config, languages=["de", "fr"], format="arrow"), tmp_path / "xq2")
@@ -304,11 +306,12 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(tmp_path / "good.yaml", {"shard_rows": 0})
 
 
-def test_import_parallel_command(tmp_path, xquad_r_dir, capsys):
-    code = cli_main(["import-parallel", str(xquad_r_dir), "--output", str(tmp_path / "xq"), "--languages", "en,ar",
+def test_import_parallel_command(tmp_path, xquad_r, capsys):
+    kept = xquad_r.questions - xquad_r.duplicates
+    code = cli_main(["import-parallel", str(xquad_r.dir), "--output", str(tmp_path / "xq"), "--languages", "en,ar",
                      "--license", "CC-BY-SA-4.0", "--cards-dir", str(tmp_path / "cards"), "--shard-rows", "700"])
-    assert code == 0 and "1185 QA pairs x 2 languages; quarantined 5" in capsys.readouterr().out
-    assert validate_corpus(tmp_path / "xq").rows == {"eng_Latn": 1185, "arb_Arab": 1185}
+    assert code == 0 and f"{kept} QA pairs x 2 languages; quarantined {xquad_r.duplicates}" in capsys.readouterr().out
+    assert validate_corpus(tmp_path / "xq").rows == {"eng_Latn": kept, "arb_Arab": kept}
     card = (tmp_path / "cards" / "xquad-r.md").read_text()
     assert "cc-by-sa-4.0" in card and "duplicate_question" in card
 
@@ -349,7 +352,8 @@ def test_writer_refuses_bad_rows_and_leaves_no_files(tmp_path):
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_source_article_selection_is_counted(tmp_path, xquad_r_dir):
+def test_source_article_selection_is_counted(tmp_path, xquad_r):
+    xquad_r_dir, total = xquad_r.dir, xquad_r.questions
     """`titles` / `exclude_titles` on a source select articles (held-out splits) and are counted."""
     articles = json.loads((xquad_r_dir / "en.json").read_text())["data"]
     chosen = [articles[0]["title"], articles[3]["title"]]
@@ -359,12 +363,12 @@ def test_source_article_selection_is_counted(tmp_path, xquad_r_dir):
               "dedup_questions": False, "card_dir": None}
     kept = build_corpus(dict(config, sources=[dict(source, titles=chosen)]), tmp_path / "kept")
     assert kept["records"] == expected
-    assert kept["filters"]["title_excluded"] == 1190 - expected
+    assert kept["filters"]["title_excluded"] == total - expected
     assert set(read_language(tmp_path / "kept", "deu_Latn").column("title").to_pylist()) == set(chosen)
-    assert f"outside the selected ones (source `titles` /\n  `exclude_titles`, e.g. a held-out evaluation split): {1190 - expected}" in (
+    assert f"outside the selected ones (source `titles` /\n  `exclude_titles`, e.g. a held-out evaluation split): {total - expected}" in (
         tmp_path / "kept" / "README.md").read_text()
     rest = build_corpus(dict(config, sources=[dict(source, exclude_titles=chosen)]), tmp_path / "rest")
-    assert rest["records"] == 1190 - expected and rest["filters"]["title_excluded"] == expected
+    assert rest["records"] == total - expected and rest["filters"]["title_excluded"] == expected
     assert not set(read_language(tmp_path / "rest", "eng_Latn").column("title").to_pylist()) & set(chosen)
 
 

@@ -15,18 +15,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def xquad_three(xquad_r_dir):
-    return load_lareqa(xquad_r_dir, "xquad-r", languages=["en", "de", "zh"])
+def xquad_three(xquad_r):
+    return load_lareqa(xquad_r.dir, "xquad-r", languages=["en", "de", "zh"])
 
 
-def test_xquad_r_counts_and_parallel_relevance(xquad_three, xquad_r_dir):
+def test_xquad_r_counts_and_parallel_relevance(xquad_three, xquad_r):
     b = xquad_three
     assert b.languages == ["eng_Latn", "deu_Latn", "zho_Hans"]
     counts = b.counts()
-    assert counts["queries_per_language"] == {"eng_Latn": 1190, "deu_Latn": 1190, "zho_Hans": 1190}
-    assert counts["question_ids"] == 1190 and counts["quarantined"] == 0
+    n = xquad_r.questions
+    assert counts["queries_per_language"] == {"eng_Latn": n, "deu_Latn": n, "zho_Hans": n}
+    assert counts["question_ids"] == n and counts["quarantined"] == 0
     # Candidates = every sentence of every paragraph, per language.
-    en = json.loads((xquad_r_dir / "en.json").read_text())
+    en = json.loads((xquad_r.dir / "en.json").read_text())
     n_en = sum(len(p["sentences"]) for a in en["data"] for p in a["paragraphs"])
     assert counts["candidates_per_language"]["eng_Latn"] == n_en
     # Every query has one relevant sentence per language, each containing its answer in that language.
@@ -40,7 +41,8 @@ def test_xquad_r_counts_and_parallel_relevance(xquad_three, xquad_r_dir):
     assert rel_en.context == first["context"]
 
 
-def test_xquad_r_title_filters_and_max_questions(xquad_r_dir, tmp_path):
+def test_xquad_r_title_filters_and_max_questions(xquad_r, tmp_path):
+    xquad_r_dir = xquad_r.dir
     titles_file = tmp_path / "held_out.txt"
     titles_file.write_text("# held-out articles\nSuper_Bowl_50\nWarsaw\n")
     titles = read_titles(titles_file)
@@ -48,7 +50,7 @@ def test_xquad_r_title_filters_and_max_questions(xquad_r_dir, tmp_path):
     assert {c.title for c in b.candidates} == {"Super_Bowl_50", "Warsaw"}
     assert {q.title for q in b.queries} == {"Super_Bowl_50", "Warsaw"}
     rest = load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"], exclude_titles=titles)
-    assert len(rest.queries) + len(b.queries) == 2 * 1190
+    assert len(rest.queries) + len(b.queries) == 2 * xquad_r.questions
     assert not {c.title for c in rest.candidates} & titles
     small = load_lareqa(xquad_r_dir, "xquad-r", ["en", "el"], max_questions=5)
     assert len(small.queries) == 10 and len({q.qid for q in small.queries}) == 5
@@ -208,14 +210,15 @@ def _flat_rows(path):
     return rows
 
 
-def test_hub_flat_rows_become_lareqa_files(tmp_path, xquad_r_dir):
+def test_hub_flat_rows_become_lareqa_files(tmp_path, xquad_r):
+    xquad_r_dir = xquad_r.dir
     import datasets
 
     rows = {code: datasets.Dataset.from_list(_flat_rows(xquad_r_dir / f"{code}.json")) for code in ("en", "de")}
     folder = write_lareqa_from_flat(rows, tmp_path / "hub")
     hub = load_lareqa(folder, "xquad-r", ["en", "de"], None, None, None)
     released = load_lareqa(xquad_r_dir, "xquad-r", ["en", "de"], None, None, None)
-    assert len(hub.queries) == len(released.queries) == 2 * 1190
+    assert len(hub.queries) == len(released.queries) == 2 * xquad_r.questions
     # pysbd's sentences instead of LAReQA's: the candidate count stays close to the release's
     assert abs(len(hub.candidates) - len(released.candidates)) < 0.05 * len(released.candidates)
     # every question keeps a relevant sentence in both languages

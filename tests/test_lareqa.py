@@ -15,14 +15,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 XQUAD_LANGS = ["en", "de", "zh", "el", "ar", "ru"]
 
 
-def test_parallel_import_and_evaluation_give_the_same_sentences_and_answer_sentence(xquad_r_dir):
+def test_parallel_import_and_evaluation_give_the_same_sentences_and_answer_sentence(xquad_r):
     """For every question in every language: the training side's sentence list and answer sentence
     (parallel import, as the corpus stores them) are the evaluation's candidates and relevant candidate."""
-    bench = load_lareqa(xquad_r_dir, "xquad-r", XQUAD_LANGS)
+    bench = load_lareqa(xquad_r.dir, "xquad-r", XQUAD_LANGS)
     by_query = {(q.qid, q.language): q for q in bench.queries}
-    records = [item for item in open_source({"preset": "xquad_r", "path": str(xquad_r_dir), "languages": XQUAD_LANGS})
+    records = [item for item in open_source({"preset": "xquad_r", "path": str(xquad_r.dir), "languages": XQUAD_LANGS})
                if isinstance(item, RawRecord)]
-    assert len(records) == 1190
+    assert len(records) == xquad_r.questions
     checked = 0
     for english in records:
         for lang, rec in {"eng_Latn": english, **english.translations}.items():
@@ -34,7 +34,7 @@ def test_parallel_import_and_evaluation_give_the_same_sentences_and_answer_sente
             spans = [(start, start + len(text)) for start, text in zip(rec.sentence_starts, rec.sentences)]
             assert rec.sentences[lareqa.answer_sentence(spans, rec.answers[0].start)] == relevant[0].text
             checked += 1
-    assert checked == 1190 * len(XQUAD_LANGS)
+    assert checked == xquad_r.questions * len(XQUAD_LANGS)
 
 
 def test_language_files_accept_any_spelling_and_name_what_is_missing(tmp_path):
@@ -79,10 +79,10 @@ def test_strict_reader_and_lenient_sources_on_broken_breaks(tmp_path):
     assert lareqa.given_sentences(paragraph) == (["One.", "Two."], [0, 5])
 
 
-def test_article_titles_for_the_study_split(xquad_r_dir, tmp_path):
-    titles = lareqa.article_titles(xquad_r_dir)
-    en = json.loads((xquad_r_dir / "en.json").read_text())
-    assert titles == sorted({a["title"] for a in en["data"]}) and len(titles) == 48
+def test_article_titles_for_the_study_split(xquad_r, tmp_path):
+    titles = lareqa.article_titles(xquad_r.dir)
+    en = json.loads((xquad_r.dir / "en.json").read_text())
+    assert titles == sorted({a["title"] for a in en["data"]}) and len(titles) == xquad_r.articles
     assert lareqa.article_titles(FIXTURES / "mlqa-r", "de") == sorted(
         {a["title"] for a in json.loads((FIXTURES / "mlqa-r" / "de.json").read_text())["data"]})
     with pytest.raises(FileNotFoundError, match="eng_Latn"):

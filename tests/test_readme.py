@@ -36,6 +36,13 @@ def polyqa_command_lines() -> list[str]:
     return lines
 
 
+def data_dir_for_examples() -> Path:
+    """Where ``$POLYQA_DATA_DIR`` points for the examples: the release when this machine has it, else the
+    committed excerpts (``tests/fixtures`` has the same ``xquad-r/`` layout)."""
+    release = paths.data_dir()
+    return release if (release / "xquad-r" / "en.json").exists() else REPO / "tests" / "fixtures"
+
+
 def argv_of(line: str) -> list[str]:
     return [paths.expand(word) for word in shlex.split(line)[1:]]
 
@@ -67,7 +74,8 @@ def user_folder(tmp_path_factory):
 
 
 @pytest.mark.parametrize("line", [line for line in polyqa_command_lines() if line.split()[1] in RUN_HERE])
-def test_offline_readme_commands_run_from_a_folder_outside_the_repository(line, user_folder):
+def test_offline_readme_commands_run_from_a_folder_outside_the_repository(line, user_folder, monkeypatch):
+    monkeypatch.setenv(paths.DATA_VAR, str(data_dir_for_examples()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "polyqa.cli", *argv_of(line)], cwd=user_folder, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -201,13 +201,14 @@ def test_embedded_sample_is_large_enough_and_exact():
         assert e.passage[e.answer_start:e.answer_start + len(e.answer_text)] == e.answer_text
 
 
-def test_parallel_import_of_xquad_r_uses_given_sentences(xquad_r_dir):
+def test_parallel_import_of_xquad_r_uses_given_sentences(xquad_r):
+    xquad_r_dir = xquad_r.dir
     spec = {"preset": "xquad_r", "path": str(xquad_r_dir), "languages": ["en", "de", "zh"]}
     kept, quarantined, _ = normalise(spec, dedup_questions=False)
-    assert len(kept) == 1190 and not quarantined
+    assert len(kept) == xquad_r.questions and not quarantined
     # XQuAD repeats 5 questions on the same paragraph under other ids: duplicates by default
     _, duplicates, stats = normalise(spec)
-    assert stats["duplicates"] == 5 and all(q.reason.startswith("duplicate") for q in duplicates)
+    assert stats["duplicates"] == xquad_r.duplicates and all(q.reason.startswith("duplicate") for q in duplicates)
     r = kept[0]
     assert set(r.translations) == {"deu_Latn", "zho_Hans"}
     de = r.translations["deu_Latn"]

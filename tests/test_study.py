@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from polyqa import paths
 from polyqa.study import StudyConfig, article_split, plan_cells
 
 REPO = Path(__file__).resolve().parents[1]
-MLQA_R_DIR = paths.data_dir() / "mlqa-r"  # the LAReQA release, read in place
 
 
 def config(**overrides) -> StudyConfig:
@@ -57,15 +55,16 @@ def test_config_errors_name_the_problem(bad, message):
         config(**bad)
 
 
-def test_article_split_is_disjoint_complete_and_deterministic(xquad_r_dir):
-    train, heldout = article_split(xquad_r_dir, 0.25, seed=3)
-    assert len(heldout) == 12 and len(train) == 36 and not set(train) & set(heldout)
-    assert (train, heldout) == article_split(xquad_r_dir, 0.25, seed=3)
-    assert heldout != article_split(xquad_r_dir, 0.25, seed=4)[1]
+def test_article_split_is_disjoint_complete_and_deterministic(xquad_r):
+    train, heldout = article_split(xquad_r.dir, 0.25, seed=3)
+    expected = {10: 2, 48: 12}[xquad_r.articles]  # round(articles / 4): the excerpt, the release
+    assert len(heldout) == expected and len(train) == xquad_r.articles - expected and not set(train) & set(heldout)
+    assert (train, heldout) == article_split(xquad_r.dir, 0.25, seed=3)
+    assert heldout != article_split(xquad_r.dir, 0.25, seed=4)[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_study_config(tmp_path_factory, xquad_r_dir) -> Path:
+def tiny_study_config(tmp_path_factory, xquad_r_dir, mlqa_r_like) -> Path:
     from polyqa.tiny_encoder import build_tiny_encoder
 
     root = tmp_path_factory.mktemp("study")
@@ -89,7 +88,7 @@ def tiny_study_config(tmp_path_factory, xquad_r_dir) -> Path:
                   "checkpoint_steps": 100, "learning_rate": 1e-3},
         "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "held_out": True,
                       "candidates": "sentence", "max_questions": 6, "languages": ["en", "de", "el"]},
-                     {"benchmark": "mlqa-r", "data_dir": str(MLQA_R_DIR), "sample_articles": 3, "sample_seed": 0,
+                     {"benchmark": "mlqa-r", "data_dir": str(mlqa_r_like), "sample_articles": 3, "sample_seed": 0,
                       "candidates": "sentence", "languages": ["en", "de", "vi"]}],
     }
     path = root / "study.yaml"
@@ -124,7 +123,7 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
     assert float(hybrid["mlqa_r_multilingual_map_unseen"]) > 0
     assert hybrid["alpha"] == "0.5" and rows["n2-x-x-mono-capall-seed0"]["alpha"] == ""
     sample = (results / "mlqa-r-sample-articles.txt").read_text()
-    assert sample.startswith("# mlqa-r: 3 of 520 articles drawn with seed 0")
+    assert sample.startswith("# mlqa-r: 3 of 10 articles drawn with seed 0")
     assert float(hybrid["xquad_r_multilingual_map_unseen"]) > 0  # Greek queries: never trained on
     # held-out articles only: training never saw them
     heldout = set((results / "heldout_articles.txt").read_text().split())
@@ -298,7 +297,8 @@ def test_the_study_cache_follows_what_training_reads_not_the_shard_bytes(tmp_pat
     assert corpus_fingerprint(changed, Manifest.load(changed)) != original
 
 
-def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_again(tmp_path, xquad_r_dir):
+def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_again(tmp_path, xquad_r_dir,
+                                                                                 mlqa_r_like):
     from polyqa.study import StudyJob
     from polyqa.tiny_encoder import build_tiny_encoder
 
@@ -312,7 +312,7 @@ def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_agai
         "base_model": str(encoder), "include_zero_shot": False,
         "corpus": {"name": "xq", "model": None, "dedup_questions": False, "card_dir": None, "languages": ["de"],
                    "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "languages": ["en", "de"],
-                                "titles": ["Normans", "Amazon_rainforest"]}]},
+                                "titles": ["Normans", "Teacher"]}]},
         "language_order": ["en", "de"], "language_counts": [2], "strategies": ["hybrid"],
         "train": {"batch_size": 4, "max_steps": 1, "max_seq_length": 32, "positive": "sentence",
                   "checkpoint_steps": 100},
@@ -325,7 +325,7 @@ def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_agai
     stamp = run_record.stat().st_mtime_ns
     assert "mlqa_r_multilingual_map" not in row
 
-    more = dict(settings, evaluate=[xquad, {"benchmark": "mlqa-r", "data_dir": str(MLQA_R_DIR),
+    more = dict(settings, evaluate=[xquad, {"benchmark": "mlqa-r", "data_dir": str(mlqa_r_like),
                                             "sample_articles": 2, "candidates": "sentence", "max_questions": 4,
                                             "languages": ["en", "de"]}])
     second = StudyJob(StudyConfig.from_dict(more))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from polyqa import paths
 from polyqa.errors import ConfigError
 from polyqa.study import (
     DEFAULT_ALPHA,
@@ -25,7 +24,6 @@ from polyqa.study import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MLQA_R_DIR = paths.data_dir() / "mlqa-r"
 
 
 def config(**overrides) -> StudyConfig:
@@ -119,11 +117,11 @@ def test_keys_keep_the_earlier_layout_and_separate_training_from_evaluation():
     assert train_key(config(train={"alpha": 0.5, "max_steps": 3}), hybrid, "fp") != train_key(study, hybrid, "fp")
 
 
-def test_mlqa_r_article_sample_is_seeded_aligned_across_languages_and_sized_as_configured():
+@pytest.mark.lareqa_release
+def test_mlqa_r_article_sample_is_seeded_aligned_across_languages_and_sized_as_configured(mlqa_r_release):
     from polyqa.evaluate.benchmark import load_benchmark
 
-    if not (MLQA_R_DIR / "en.json").exists():
-        pytest.fail(f"MLQA-R not found at {MLQA_R_DIR}; set POLYQA_DATA_DIR to the LAReQA release")
+    MLQA_R_DIR = mlqa_r_release
     titles, total = sample_articles(MLQA_R_DIR, 180, 0)
     assert total == 520
     assert (titles, total) == sample_articles(MLQA_R_DIR, 180, 0)
