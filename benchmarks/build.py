@@ -138,7 +138,7 @@ class StageClock:
     @contextlib.contextmanager
     def installed(self):
         """Wrap the stage functions where ``polyqa.corpus.job`` (and ingest) look them up."""
-        import polyqa.cards
+        import polyqa.corpus.cards
         import polyqa.corpus.ingest as ingest_mod
         import polyqa.corpus.job as job_mod
 
@@ -149,7 +149,7 @@ class StageClock:
             (job_mod, "translate_segments", "translation"),
             (job_mod, "language_rows", "projection_quality"), (job_mod, "shard_statistics", "projection_quality"),
             (job_mod, "to_corpus_table", "writing"), (job_mod, "write_unit", "writing"),
-            (polyqa.cards, "write_cards", "manifest_card"),
+            (polyqa.corpus.cards, "write_cards", "manifest_card"),
         ]
         methods = [(job_mod.BuildJob, "record", "manifest_card"), (job_mod.BuildJob, "finish", "manifest_card")]
         saved = []

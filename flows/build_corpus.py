@@ -161,7 +161,7 @@ def build_corpus(
 
 def _publish(manifest: Manifest, output: str) -> None:
     """The run's page shows the corpus: its language and quality table, and the whole card."""
-    from polyqa.cards import language_rows, render_card
+    from polyqa.corpus.cards import language_rows, render_card
 
     create_table_artifact(language_rows(manifest), key="corpus-languages",
                           description=f"{manifest.name}: rows, quality and answer projection per language")

@@ -47,7 +47,7 @@ def test_every_key_of_every_config_class_is_in_the_reference(title, cls):
 
 
 def test_nested_settings_are_in_the_reference():
-    from polyqa.quality import ProjectionSettings, QualityThresholds
+    from polyqa.corpus.quality import ProjectionSettings, QualityThresholds
     from polyqa.translate.engine import DecodingSettings
 
     keys = documented(section("### Build config"))

@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from polyqa.cards import license_note, render_card
+from polyqa.corpus.cards import license_note, render_card
 from polyqa.cli import main as cli_main
 from polyqa.corpus.config import BuildConfig, load_config
 from polyqa.corpus.ingest import WORK_DIR

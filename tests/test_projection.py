@@ -38,7 +38,7 @@ from polyqa.corpus.schema import (
 )
 from polyqa.corpus.validate import check_rows, validate_corpus
 from polyqa.corpus.writer import to_corpus_table
-from polyqa.quality import (
+from polyqa.corpus.quality import (
     MARKER_DUPLICATED,
     MARKER_EMPTY,
     MARKER_LOST,

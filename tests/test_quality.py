@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polyqa.corpus.schema import PROJECTION_EXACT, PROJECTION_FUZZY, PROJECTION_NONE, PROJECTION_NORMALIZED
-from polyqa.quality import (
+from polyqa.corpus.quality import (
     QualityThresholds,
     identifiable_languages,
     identify,

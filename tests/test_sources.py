@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from polyqa.normalize import LeakageGuard, Normalizer, QARecord, locate_answer, text_key
+from polyqa.corpus.normalize import LeakageGuard, Normalizer, QARecord, locate_answer, text_key
 from polyqa.sources.base import (
     Quarantined,
     RawRecord,

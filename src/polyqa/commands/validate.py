@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     report = validate_corpus(folder)
     print(report.text())
     if report.ok and args.write_card:
-        from polyqa.cards import write_cards
+        from polyqa.corpus.cards import write_cards
         from polyqa.corpus.job import remember_card
         from polyqa.corpus.manifest import Manifest
 

@@ -16,7 +16,7 @@ from polyqa import languages as L
 from polyqa import paths
 from polyqa.errors import ConfigError
 from polyqa.languages import ENGLISH
-from polyqa.quality import ProjectionSettings, QualityThresholds
+from polyqa.corpus.quality import ProjectionSettings, QualityThresholds
 
 
 @dataclass
@@ -37,7 +37,7 @@ class BuildConfig:
     decoding: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)  # device, inter_threads, intra_threads
     quality: dict[str, Any] = field(default_factory=dict)
-    # Answer span projection: {markers: true, open: "[", close: "]"} (see polyqa.quality.ProjectionSettings)
+    # Answer span projection: {markers: true, open: "[", close: "]"} (see polyqa.corpus.quality.ProjectionSettings)
     projection: dict[str, Any] = field(default_factory=dict)
     exclude_passages_from: list[str] = field(default_factory=list)
     dedup_questions: bool = True  # same question on the same passage under another id -> quarantine

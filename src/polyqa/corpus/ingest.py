@@ -144,7 +144,7 @@ def _stage_records(config: BuildConfig, corpus_dir: AnyPath, stage_tmp: Path, no
 def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callable[[str], None] = lambda _: None
            ) -> IngestSummary:
     """Stream the sources into staged shards of English records (or reuse a finished ingest of this config)."""
-    from polyqa.normalize import LeakageGuard, Normalizer
+    from polyqa.corpus.normalize import LeakageGuard, Normalizer
 
     corpus_dir = storage.as_path(corpus_dir)
     work = work_dir(corpus_dir)

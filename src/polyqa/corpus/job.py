@@ -492,7 +492,7 @@ class BuildJob:
 
     def _write_cards(self) -> None:
         """README.md and the cards_dir copy; a README.md that is not a card polyqa wrote is kept aside."""
-        from polyqa.cards import render_card, write_cards
+        from polyqa.corpus.cards import render_card, write_cards
 
         card = self.output / CARD_FILE
         if card.exists() and not _own_card(self.output, self._marker):

@@ -20,7 +20,7 @@ from typing import Any
 
 from polyqa.corpus.schema import PROJECTION_SOURCE, SENTENCE_ALIGNED, SENTENCE_NONE, SENTENCE_SOURCE
 from polyqa.languages import ENGLISH
-from polyqa.quality import (
+from polyqa.corpus.quality import (
     MARKER_NOT_MARKED,
     ProjectionSettings,
     QualityThresholds,
