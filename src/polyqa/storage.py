@@ -34,6 +34,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
@@ -241,6 +242,35 @@ AnyPath = Union[Path, RemotePath]
 # -- operations with a local and a remote way ------------------------------------------------------
 
 _SPOOL_TIDIED: set[Path] = set()
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden name beside ``path`` for writing it before the atomic rename (unique per process and call)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str] | RemotePath, data: bytes) -> None:
+    """Write a whole file or nothing: temporary name, fsync, rename (one PUT on a store)."""
+    path = as_path(path)
+    if isinstance(path, RemotePath):
+        path.write_bytes(data)  # one PUT: the object appears whole or not at all
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike[str] | RemotePath, text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def spool_dir() -> Path:

@@ -20,20 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0: the corpus holds; 1: it has problems (listed); 2: there is no corpus to check."""
-    from polyqa import storage
-    from polyqa.corpus.manifest import MANIFEST_FILE
+    from polyqa.corpus.reader import require_corpus
     from polyqa.corpus.validate import validate_corpus
-    from polyqa.errors import PolyqaError
 
-    folder = storage.as_path(args.corpus_dir)
-    todo = "pass a corpus folder (the --output of build-corpus or import-parallel)"
-    if not folder.exists():
-        raise PolyqaError("no such folder", where=str(folder), todo=todo)
-    if not folder.is_dir():
-        raise PolyqaError("a file, not a corpus folder", where=str(folder), todo=todo)
-    if not (folder / MANIFEST_FILE).exists():
-        raise PolyqaError("not a polyqa corpus (no manifest.json)", where=str(folder),
-                          todo=todo + "; a build stopped before its first shard has none yet: rerun it")
+    folder = require_corpus(args.corpus_dir, manifest=True,
+                            todo="pass a corpus folder (the --output of build-corpus or import-parallel)")
     report = validate_corpus(folder)
     print(report.text())
     if report.ok and args.write_card:

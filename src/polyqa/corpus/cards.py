@@ -18,7 +18,7 @@ from polyqa import languages as L
 from polyqa import storage
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.schema import PROJECTION_KINDS
-from polyqa.corpus.writer import atomic_write_bytes
+from polyqa.storage import atomic_write_bytes
 
 # Hugging Face license identifiers for the licenses polyqa knows.
 HF_LICENSES = {

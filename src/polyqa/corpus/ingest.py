@@ -23,7 +23,8 @@ import pyarrow.ipc as ipc
 
 from polyqa import paths, storage
 from polyqa.corpus.config import BuildConfig
-from polyqa.corpus.writer import QUARANTINE_FILE, QuarantineWriter, atomic_write_bytes, open_arrow, sha256_file
+from polyqa.storage import atomic_write_bytes
+from polyqa.corpus.writer import QUARANTINE_FILE, QuarantineWriter, open_arrow, sha256_file
 from polyqa.storage import AnyPath, RemotePath
 from polyqa.languages import ENGLISH
 

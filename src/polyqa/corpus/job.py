@@ -66,12 +66,12 @@ from polyqa.corpus.writer import (
     QUARANTINE_FILE,
     TEMPORARY_RE,
     WrittenShard,
-    atomic_write_bytes,
     temporary_files,
     to_corpus_table,
     write_shard,
 )
 from polyqa.errors import PolyqaError
+from polyqa.storage import atomic_write_bytes
 from polyqa.locking import HOLDER_FILE, LOCK_FILE, LeaseLock, OutputLock, OutputLockedError, is_lock_name, output_lock
 from polyqa.storage import AnyPath
 from polyqa.translate.engine import TranslationStats

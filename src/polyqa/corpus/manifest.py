@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from polyqa import __version__, storage
 from polyqa.corpus.schema import SCHEMA_VERSION, SENTENCE_NONE
-from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, atomic_write_bytes, sha256_file
+from polyqa.storage import atomic_write_bytes
+from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, sha256_file
 from polyqa.languages import ENGLISH
 
 if TYPE_CHECKING:

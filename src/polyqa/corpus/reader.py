@@ -24,6 +24,29 @@ from polyqa.storage import AnyPath, RemotePath
 SHARD_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.(arrow|parquet)$")
 
 
+CORPUS_TODO = "pass a folder written by polyqa build-corpus or polyqa import-parallel"
+
+
+def require_corpus(corpus_dir: str | Path | RemotePath, *, manifest: bool = False,
+                   todo: str = CORPUS_TODO) -> AnyPath:
+    """The corpus folder, or an error saying what is there instead: nothing, a file, or a folder
+    without ``lang=<code>/`` shards (or, with ``manifest``, without ``manifest.json``)."""
+    from polyqa.errors import PolyqaError
+
+    root = storage.as_path(corpus_dir)
+    if not root.exists():
+        raise PolyqaError("corpus folder not found", where=str(root), todo=todo)
+    if not root.is_dir():
+        raise PolyqaError("a file where a corpus folder is expected", where=str(root),
+                          todo="pass the corpus folder (the one holding manifest.json and lang=<code>/)")
+    if manifest and not (root / "manifest.json").exists():
+        raise PolyqaError("not a polyqa corpus (no manifest.json)", where=str(root),
+                          todo=todo + "; a build stopped before its first shard has none yet: rerun it")
+    if not manifest and not any(p.is_dir() for p in root.glob("lang=*")):
+        raise PolyqaError("not a polyqa corpus (no lang=<code>/ shard folders)", where=str(root), todo=todo)
+    return root
+
+
 def corpus_languages(corpus_dir: str | Path | RemotePath) -> list[str]:
     """Languages present in a corpus folder, from its ``lang=`` partitions."""
     root = storage.as_path(corpus_dir)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,11 +68,7 @@ class WrittenShard:
         return asdict(self)
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-# Temporary files of polyqa's writers (_tmp_name, ingest's staging file, the lock's holder file),
+# Temporary files of polyqa's writers (storage.temporary_name, ingest's staging file, the lock's holder file),
 # by the names they are made for: a killed build leaves them behind, the next build removes them.
 TEMPORARY_RE = re.compile(
     r"^\.(manifest\.json|quarantine\.arrow|README\.md|\.polyqa-corpus\.json|\.polyqa\.lock\.json|"
@@ -86,20 +81,6 @@ def temporary_files(corpus_dir: str | Path | RemotePath) -> list[AnyPath]:
     folders = [root, root / "_work", *(p for p in root.glob("lang=*") if p.is_dir())]
     return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
                   if TEMPORARY_RE.match(p.name) and p.is_file())
-
-
-def atomic_write_bytes(path: str | Path | RemotePath, data: bytes) -> None:
-    path = storage.as_path(path)
-    if isinstance(path, RemotePath):
-        path.write_bytes(data)  # one PUT: the object appears whole or not at all
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def to_corpus_table(rows: list[Mapping[str, Any]] | pa.Table) -> pa.Table:
@@ -124,7 +105,7 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
     path = storage.as_path(corpus_dir) / rel
     remote = isinstance(path, RemotePath)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = storage.spool_file(path) if remote else _tmp_name(path)
+    tmp = storage.spool_file(path) if remote else storage.temporary_name(path)
     try:
         if fmt == "parquet":
             pq.write_table(table, tmp, compression=compression, row_group_size=BATCH_ROWS)
@@ -153,7 +134,7 @@ class QuarantineWriter:
     def __init__(self, corpus_dir: str | Path | RemotePath, batch_rows: int = 1000):
         self.path = storage.as_path(corpus_dir) / QUARANTINE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = storage.spool_file(self.path) if isinstance(self.path, RemotePath) else _tmp_name(self.path)
+        self._tmp = storage.spool_file(self.path) if isinstance(self.path, RemotePath) else storage.temporary_name(self.path)
         self._sink = pa.OSFile(str(self._tmp), "wb")
         self._writer = ipc.new_file(self._sink, QUARANTINE_SCHEMA,
                                     options=ipc.IpcWriteOptions(compression="zstd"))

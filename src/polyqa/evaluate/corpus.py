@@ -20,8 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from polyqa import languages as L
-from polyqa import paths, storage
+from polyqa import paths
+from polyqa.corpus.reader import require_corpus
 from polyqa.errors import PolyqaError
+from polyqa.storage import AnyPath
 from polyqa.evaluate.benchmark import Benchmark, Candidate, Query, register_benchmark
 from polyqa.evaluate.report import summarize_lareqa
 from polyqa.evaluate.retrieval import score_lareqa
@@ -32,19 +34,10 @@ NAME = "polyqa-corpus"
 COLUMNS = ["qa_id", "passage_id", "title", "question", "passage", "sentences", "answer_sentence"]
 
 
-def _corpus_folder(data_dir: str | Path | None) -> Path:
+def _corpus_folder(data_dir: str | Path | None) -> AnyPath:
     if data_dir is None:
         raise PolyqaError(f"benchmark {NAME} needs a corpus folder", todo="set data_dir (--data-dir) to the corpus folder")
-    folder = storage.as_path(paths.expand(data_dir))
-    if not folder.exists():
-        raise PolyqaError("corpus folder not found", where=str(folder), todo="check the path")
-    if not folder.is_dir():
-        raise PolyqaError("a file where a corpus folder is expected", where=str(folder),
-                          todo="pass the corpus folder (the one holding manifest.json and lang=<code>/)")
-    if not any(p.is_dir() for p in folder.glob("lang=*")):
-        raise PolyqaError("not a polyqa corpus (no lang=<code>/ shard folders)", where=str(folder),
-                          todo="pass a folder written by polyqa build-corpus or polyqa import-parallel")
-    return folder
+    return require_corpus(paths.expand(data_dir))
 
 
 def load_corpus_benchmark(

@@ -39,6 +39,7 @@ from typing import Any
 
 from polyqa.batching.pairs import TrainingPairs, load_training_pairs
 from polyqa.batching.planner import BatchPlanner
+from polyqa.corpus.reader import require_corpus
 from polyqa.errors import ConfigError, PolyqaError
 from polyqa.locking import OutputLock
 from polyqa.train import record as rec
@@ -61,7 +62,7 @@ class TrainJob:
     def __init__(self, config: TrainConfig, callbacks: list | None = None) -> None:
         self.config = config
         self.callbacks = list(callbacks or [])
-        check_corpus_folder(config.corpus)
+        require_corpus(config.corpus)
         self.heldout_titles: list[str] = heldout_titles(config)
         self.pairs: TrainingPairs = load_training_pairs(
             config.corpus, config.languages, positive=config.positive, hard_negatives=config.hard_negatives,
@@ -198,21 +199,6 @@ class TrainJob:
 def _is_main_process() -> bool:
     """False on the other processes of a torchrun / accelerate launch (they share process 0's output)."""
     return os.environ.get("RANK", "0") in ("", "0")
-
-
-def check_corpus_folder(corpus: str) -> None:
-    """PolyqaError unless ``corpus`` is a corpus folder (before any reading, so the message says what is wrong)."""
-    from polyqa import storage
-
-    path = storage.as_path(corpus)
-    if not path.exists():
-        raise PolyqaError("corpus folder not found", where=str(path), todo="check corpus in the config or --corpus")
-    if not path.is_dir():
-        raise PolyqaError("a file where a corpus folder is expected", where=str(path),
-                          todo="pass the corpus folder (with manifest.json and lang=<code>/)")
-    if not any(p.is_dir() for p in path.glob("lang=*")):
-        raise PolyqaError("not a polyqa corpus (no lang=<code>/ shard folders)", where=str(path),
-                          todo="pass a folder written by polyqa build-corpus or polyqa import-parallel")
 
 
 def corpus_titles(corpus: str, languages: list[str] | None) -> list[str]:
