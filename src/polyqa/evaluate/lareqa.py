@@ -137,9 +137,8 @@ def write_lareqa_from_flat(rows_by_language: dict, folder: str | Path) -> Path:
                             for t, a in zip(answers["text"], answers["answer_start"])],
             })
         data = [{"title": f"paragraph-{i}", "paragraphs": [p]} for i, p in enumerate(paragraphs.values())]
-        tmp = folder / f".{code}.json.tmp"
-        tmp.write_text(json.dumps({"version": "flat-hub", "data": data}, ensure_ascii=False), "utf-8")
-        tmp.replace(folder / f"{code}.json")
+        storage.atomic_write_text(folder / f"{code}.json",
+                                  json.dumps({"version": "flat-hub", "data": data}, ensure_ascii=False))
     return folder
 
 

@@ -19,6 +19,7 @@ multilingual numbers.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from polyqa import storage
 from polyqa.encoders import load_sentence_transformer, resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark
 from polyqa.evaluate.config import CANDIDATE_MODES
@@ -144,10 +146,9 @@ class Encoder:
         ).astype(np.float32)
         self.stats.encoded += len(block)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, vectors)
-            tmp.replace(path)  # a block counts only once it is complete
+            buffer = io.BytesIO()
+            np.save(buffer, vectors)
+            storage.atomic_write_bytes(path, buffer.getvalue())  # a block counts only once it is complete
         return vectors
 
 
