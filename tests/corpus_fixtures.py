@@ -1,6 +1,6 @@
-"""Small corpora in the polyqa corpus contract, built from the shared XQuAD-R files.
+"""Small corpora in the polyqa corpus contract, written straight from XQuAD-R files (the committed excerpt).
 
-Until the corpus builder lands, training tests need aligned Arrow shards:
+Training and evaluation tests need aligned Arrow shards, without a build in front of them:
 ``<dir>/lang=<nllb code>/part-KKKKK-of-NNNNN.arrow`` with ``CORPUS_SCHEMA``
 exactly, the same qa_ids in the same order in every language. XQuAD-R is
 parallel (same articles, paragraphs and qa ids in every file), so it maps onto
