@@ -144,7 +144,7 @@ def register_benchmark(name: str, *, score: Scorer, summarize: Summarizer, optio
 
 def _load_builtin_benchmarks() -> None:
     # Imported for their @register_benchmark side effect.
-    from polyqa.evaluate import corpus, lareqa, miracl  # noqa: F401
+    from polyqa.evaluate import beir, corpus, lareqa, miracl  # noqa: F401
 
 
 def benchmark_names() -> list[str]:

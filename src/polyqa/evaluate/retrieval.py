@@ -30,7 +30,7 @@ import numpy as np
 
 from polyqa import storage
 from polyqa.encoders import load_sentence_transformer, resolve_encoder
-from polyqa.evaluate.benchmark import Benchmark
+from polyqa.evaluate.benchmark import Benchmark, Query
 from polyqa.evaluate.config import CANDIDATE_MODES
 from polyqa.evaluate.metrics import MAP_CUTOFF
 
@@ -392,3 +392,31 @@ def score_miracl(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, ndc
                 ndcg[row] = (dcg_at_k_tied(np.concatenate(top_scores), np.concatenate(top_gains), ndcg_k)
                              / ideal_dcg_at_k(gains, ndcg_k))
     return MiraclScores(ndcg, recall, time.perf_counter() - start - encoding)  # encoding counts as encoding
+
+
+def ranked_run(benchmark: Benchmark, q_emb: np.ndarray, c_emb: np.ndarray, k: int = 100,
+               same_language: bool = False, chunk_size: int = 256) -> list[tuple[Query, list[tuple[int, float]]]]:
+    """Each query's ``k`` best candidates (index, cosine score), best first: the run a TREC tool scores.
+
+    ``same_language``: search only the query's language (as MIRACL and BEIR folders are scored);
+    otherwise the whole multilingual pool (LAReQA). Candidates held on disk are not searched.
+    """
+    import torch
+
+    if benchmark.streamed:
+        raise ValueError(f"{benchmark.name}: a run of a benchmark streamed from disk is not kept")
+    q_lang, c_lang = _language_index(benchmark)
+    cands = torch.from_numpy(np.ascontiguousarray(c_emb, dtype=np.float32))
+    run = []
+    with torch.inference_mode():
+        for lo in range(0, len(benchmark.queries), chunk_size):
+            queries = torch.from_numpy(np.ascontiguousarray(q_emb[lo:lo + chunk_size], dtype=np.float32))
+            scores = queries @ cands.T
+            if same_language:
+                other = torch.from_numpy(q_lang[lo:lo + chunk_size, None] != c_lang[None, :])
+                scores = scores.masked_fill(other, float("-inf"))
+            top = scores.topk(min(k, scores.shape[1]), dim=1)
+            for row, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
+                run.append((benchmark.queries[lo + row],
+                            [(i, v) for i, v in zip(indices, values) if v != float("-inf")]))
+    return run

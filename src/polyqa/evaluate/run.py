@@ -21,7 +21,7 @@ from polyqa.evaluate.benchmark import Benchmark, load_benchmark
 from polyqa.evaluate.config import EvaluationConfig
 from polyqa.evaluate.lareqa import read_titles
 from polyqa.evaluate.report import training_languages, write_outputs
-from polyqa.evaluate.retrieval import Encoder, encode_benchmark, load_encoder, model_fingerprint
+from polyqa.evaluate.retrieval import Encoder, encode_benchmark, load_encoder, model_fingerprint, ranked_run
 
 __all__ = ["EvaluateJob", "EvaluationConfig", "run_evaluation"]
 
@@ -146,6 +146,28 @@ class EvaluateJob:
         if self.scores is None:
             self.score()
         return per_query_ap(self.benchmark, self.scores) if isinstance(self.scores, LareqaScores) else None
+
+    def write_run(self, path, k: int = 100) -> int:
+        """Write each query's ``k`` best candidates as a TREC run (``qid Q0 docid rank score polyqa``), the
+        input of trec_eval, pytrec_eval and ranx; returns the lines written. Query ids are the benchmark's,
+        prefixed with ``<lang>/`` when it asks the same question in several languages."""
+        from polyqa import storage
+        from polyqa.evaluate.retrieval import score_miracl
+
+        if self.embeddings is None:
+            self.encode()
+        q_emb, c_emb = self.embeddings
+        bench = self.benchmark
+        run = ranked_run(bench, q_emb, c_emb, k, same_language=self.kind.score is score_miracl,
+                         chunk_size=self.config.chunk_size)
+        prefixed = len(bench.languages) > 1
+        lines = []
+        for query, ranked in run:
+            qid = f"{query.language}/{query.qid}" if prefixed else query.qid
+            lines += [f"{qid} Q0 {bench.candidates[i].key} {rank} {score:.9g} polyqa"
+                      for rank, (i, score) in enumerate(ranked, 1)]
+        storage.atomic_write_text(path, "".join(line + "\n" for line in lines))
+        return len(lines)
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
