@@ -274,3 +274,22 @@ def test_invalid_export_settings_name_the_setting():
         ExportConfig.build(corpus="c", output="o", format="beir", negativs="x")
     with pytest.raises(ConfigError, match="format"):
         ExportConfig.build(corpus="c", output="o", format="dpr")
+
+
+def test_the_export_corpus_flow_exports_and_publishes_the_card(corpus, tmp_path, prefect_harness):
+    import importlib.util
+
+    from prefect_artifacts import latest_artifact
+
+    spec = importlib.util.spec_from_file_location(
+        "export_corpus_flow", Path(__file__).resolve().parents[1] / "flows" / "export_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.export_corpus(str(corpus), "beir", str(tmp_path / "flow-export"),
+                                   settings={"heldout_fraction": 0.25, "quality_filter": False})
+    assert not summary["up_to_date"] and summary["counts"]["eng_Latn-eng_Latn"] > 0
+    assert (tmp_path / "flow-export" / "export.json").is_file()
+    artifact = latest_artifact("export-beir")
+    assert artifact.type == "markdown" and "beir export" in artifact.data
+    with pytest.raises(ConfigError, match="unknown setting 'pairz'"):
+        module.export_corpus(str(corpus), "beir", str(tmp_path / "other"), settings={"pairz": "x-x"})
