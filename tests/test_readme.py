@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text("utf-8")
 # Subcommands whose README examples run here (offline, seconds); the rest need a hub model, a GPU
 # or minutes of encoding and are checked by parsing only.
-RUN_HERE = {"build-corpus", "validate", "languages", "tiny-models", "import-parallel"}
+RUN_HERE = {"build-corpus", "validate", "languages", "tiny-models", "import-parallel", "mine-negatives", "export"}
+# Commands the Python snippets read the output of: run when the folder is made, so snippets need no order.
+SETUP = ("mine-negatives", "export")
 
 
 def code_blocks(language: str) -> list[str]:
@@ -70,6 +72,11 @@ def user_folder(tmp_path_factory):
     done = subprocess.run([sys.executable, "-m", "polyqa.cli", "build-corpus", "--output", "out/default-corpus",
                            "--no-progress"], cwd=folder, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    for line in polyqa_command_lines():
+        if line.split()[1] in SETUP:
+            done = subprocess.run([sys.executable, "-m", "polyqa.cli", *argv_of(line)], cwd=folder, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, f"{line}\n{done.stderr}"
     return folder
 
 
