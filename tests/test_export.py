@@ -293,3 +293,35 @@ def test_the_export_corpus_flow_exports_and_publishes_the_card(corpus, tmp_path,
     assert artifact.type == "markdown" and "beir export" in artifact.data
     with pytest.raises(ConfigError, match="unknown setting 'pairz'"):
         module.export_corpus(str(corpus), "beir", str(tmp_path / "other"), settings={"pairz": "x-x"})
+
+
+# --------------------------------------------------------------------------- training with mined negatives
+
+
+def test_training_pairs_take_mined_negatives_in_the_positives_language_and_batches_keep_them_apart(corpus, mined):
+    from polyqa.batching.pairs import SKIP_NO_HARD_NEGATIVE, load_training_pairs
+    from polyqa.batching.planner import BatchingConfig, BatchPlanner
+
+    pairs = load_training_pairs(corpus, LANGS, hard_negatives="mined", mined_negatives=mined.folder,
+                                quality_filter=False)
+    for k, lang in enumerate(LANGS):
+        table = mined.table(lang).to_pylist()
+        passages = {r["passage_id"]: r["passage"] for r in rows(corpus, lang)}
+        for i, neg in enumerate(table):
+            if neg["negative_passage_ids"]:
+                assert pairs.usable[i, k] and pairs.negatives[k][i].as_py() == passages[neg["negative_passage_ids"][0]]
+            else:
+                assert not pairs.usable[i, k]
+        assert pairs.skipped[lang][SKIP_NO_HARD_NEGATIVE] == sum(not n["negative_passage_ids"] for n in table)
+    sep = pairs.separation
+    assert any(sep.negatives[i] & {int(sep.positive[j])} for i in range(len(sep.positive))
+               for j in range(len(sep.positive)))  # some row's negative is another's positive: a real constraint
+    planner = BatchPlanner(pairs.usable, LANGS, 4, BatchingConfig(strategy="hybrid", seed=3), sep)
+    unconstrained = BatchPlanner(pairs.usable, LANGS, 4, BatchingConfig(strategy="hybrid", seed=3))
+    clashes = 0
+    for guarded, free in zip(planner.epoch_batches(0), unconstrained.epoch_batches(0)):
+        positives = {int(sep.positive[i]) for i in guarded.qa}
+        assert not any(sep.negatives[i] & positives for i in guarded.qa)
+        free_positives = {int(sep.positive[i]) for i in free.qa}
+        clashes += any(sep.negatives[i] & free_positives for i in free.qa)
+    assert clashes > 0  # without the separation such batches do occur

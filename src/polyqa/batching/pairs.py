@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from polyqa import languages as L
+from polyqa.batching.planner import Separation
 from polyqa.corpus import reader
 
 POSITIVE_KINDS = ("passage", "sentence")
@@ -52,6 +53,8 @@ class TrainingPairs:
     usable: np.ndarray
     positive: str = "passage"
     negatives: list[pa.Array] | None = None
+    # With mined negatives: which rows' positives and negatives must not share a batch (see the planner).
+    separation: Separation | None = None
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     # Per language: (row indices, reason per row) of the rows not used.
     skipped_rows: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
@@ -171,13 +174,64 @@ def _passage_negatives(table: pa.Table) -> tuple[pa.Array, np.ndarray]:
     return pc.if_else(pa.array(valid), texts, pa.scalar(None, pa.string())), valid
 
 
+def _key(passage_id: str, sentence: int | None) -> str:
+    return passage_id if sentence is None else f"{passage_id}#{sentence}"
+
+
+def _open_mined(corpus_dir, folder, positive: str):
+    from polyqa.errors import ConfigError
+    from polyqa.export.mining import MinedNegatives, manifest_sha256
+
+    if folder is None:
+        raise ConfigError("hard_negatives: mined needs the folder of the mined negatives",
+                          todo="set negatives to a polyqa mine-negatives folder of this corpus")
+    mined = MinedNegatives.load(folder)
+    problem = mined.verify(manifest_sha256(corpus_dir))
+    if problem:
+        raise ConfigError(f"the mined negatives cannot be used: {problem}", where=str(folder),
+                          todo="mine them again for this corpus (polyqa mine-negatives)")
+    if mined.settings["positive"] != positive:
+        raise ConfigError(f"the negatives were mined for positive {mined.settings['positive']!r}, training uses "
+                          f"{positive!r}", where=str(folder), todo="mine with --positive " + positive)
+    return mined
+
+
+def _mined_negatives(mined, lang: str, table: pa.Table, positive: str,
+                     keys: dict[str, int]) -> tuple[pa.Array, np.ndarray, list[set[int]]]:
+    """The first mined negative of each row in ``lang`` as text, whether there is one, and the keys of all
+    the row's negatives (for the planner's separation)."""
+    from polyqa.errors import ConfigError
+
+    if lang not in mined.languages:
+        raise ConfigError(f"no negatives were mined for {lang}", where=str(mined.folder),
+                          todo="mine every training language")
+    negs = mined.table(lang)
+    if negs.column("qa_id").to_pylist() != table.column("qa_id").to_pylist():
+        raise ConfigError(f"the negatives of {lang} are not aligned with the corpus rows", where=str(mined.folder),
+                          todo="mine them again for this corpus")
+    text_of = {pid: (passage, sentences) for pid, passage, sentences in zip(
+        *(table.column(c).to_pylist() for c in ("passage_id", "passage", "sentences")))}
+    texts, ok, row_keys = [], [], []
+    for pids, sentences in zip(negs.column("negative_passage_ids").to_pylist(),
+                               negs.column("negative_sentences").to_pylist()):
+        row_keys.append({keys.setdefault(_key(p, s), len(keys)) for p, s in zip(pids, sentences)})
+        if pids:
+            passage, sents = text_of[pids[0]]
+            texts.append(passage if sentences[0] is None else sents[sentences[0]])
+        else:
+            texts.append(None)
+        ok.append(bool(pids))
+    return pa.array(texts, pa.string()), np.array(ok, dtype=bool), row_keys
+
+
 def load_training_pairs(
     corpus_dir: str | Path,
     languages: Sequence[str] | None = None,
     positive: str = "passage",
-    hard_negatives: bool = False,
+    hard_negatives: bool | str = False,
     quality_filter: bool = True,
     exclude_titles: set[str] | frozenset[str] | None = None,
+    mined_negatives: str | Path | None = None,
 ) -> TrainingPairs:
     """Read the training languages of an aligned corpus into ``TrainingPairs``.
 
@@ -185,11 +239,17 @@ def load_training_pairs(
     sentence, as LAReQA evaluation retrieves sentences). ``hard_negatives``:
     add a ``negative`` text per row (the neighbouring sentence of the answer
     sentence, or the next passage of the same article); rows without one are
-    skipped and counted. ``exclude_titles``: rows of these articles are never used
-    (held out for evaluation; skipped as ``held_out_article``).
+    skipped and counted. ``hard_negatives="mined"``: the first negative mined for the
+    row in each language (``mined_negatives``: a ``polyqa mine-negatives`` folder of this
+    corpus), given in that language, and a :class:`Separation` so no batch holds a row
+    whose negative is another row's positive. ``exclude_titles``: rows of these articles
+    are never used (held out for evaluation; skipped as ``held_out_article``).
     """
     if positive not in POSITIVE_KINDS:
         raise ValueError(f"positive must be one of {POSITIVE_KINDS}, got {positive!r}")
+    mined = _open_mined(corpus_dir, mined_negatives, positive) if hard_negatives == "mined" else None
+    keys: dict[str, int] = {}
+    negative_keys: list[set[int]] | None = None
     langs = L.normalize_many(list(languages)) if languages else reader.corpus_languages(corpus_dir)
     if len(set(langs)) != len(langs):
         raise ValueError(f"training languages listed twice: {langs}")
@@ -245,8 +305,14 @@ def load_training_pairs(
         usable = quality_ok_kept & pos_ok
         why = np.where(~kept, SKIP_HELD_OUT,
                        np.where(~quality_ok, SKIP_QUALITY, np.where(~pos_ok, SKIP_NULL_POSITIVE, "")))
-        if hard_negatives:
+        if mined is not None:
+            neg, neg_ok, row_keys = _mined_negatives(mined, lang, table, positive, keys)
+            negative_keys = [set() for _ in range(len(ids))] if negative_keys is None else negative_keys
+            for row, found in enumerate(row_keys):
+                negative_keys[row].update(found)
+        elif hard_negatives:
             neg, neg_ok = (_sentence_negatives if positive == "sentence" else _passage_negatives)(table)
+        if hard_negatives:
             reasons[SKIP_NO_HARD_NEGATIVE] = int((usable & ~neg_ok).sum())
             why = np.where(usable & ~neg_ok, SKIP_NO_HARD_NEGATIVE, why)
             usable &= neg_ok
@@ -257,6 +323,12 @@ def load_training_pairs(
         questions.append(table.column("question").combine_chunks())
         positives.append(pos)
         masks.append(usable)
+    separation = None
+    if mined is not None:
+        first = reader.read_language(corpus_dir, langs[0], columns=["passage_id", "answer_sentence"]).to_pylist()
+        positive_keys = np.array([keys.setdefault(_key(r["passage_id"], r["answer_sentence"] if positive == "sentence"
+                                                       else None), len(keys)) for r in first], dtype=np.int64)
+        separation = Separation(positive_keys, [frozenset(k) for k in negative_keys])
     return TrainingPairs(
         corpus_dir=str(corpus_dir),
         languages=list(langs),
@@ -266,6 +338,7 @@ def load_training_pairs(
         usable=np.stack(masks, axis=1) if masks else np.zeros((0, 0), dtype=bool),
         positive=positive,
         negatives=negatives if hard_negatives else None,
+        separation=separation,
         skipped=skipped,
         skipped_rows=skipped_rows,
     )

@@ -14,7 +14,10 @@ positive in language ``b``. Batch kinds:
 ``languages_per_batch`` caps how many distinct languages one batch may touch
 (questions and positives together): each batch first draws that many
 languages, then its pairs use only those. No qa_id occurs twice in a batch
-(its translations would be false negatives for the in-batch loss).
+(its translations would be false negatives for the in-batch loss). With mined
+hard negatives (``separate``), no batch holds a row whose negative is another
+row's positive in any language (translations share a passage id): that
+negative would be a false negative of the other row.
 
 An epoch is one pass over the questions: each epoch walks a fresh
 permutation of the qa ids and uses each (at most) once, in whatever language
@@ -71,6 +74,18 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class Separation:
+    """Per row: the key of its positive, and the keys of its hard negatives (ids shared by translations)."""
+
+    positive: np.ndarray  # (rows,) int
+    negatives: Sequence[frozenset[int]]  # per row
+
+    def fits(self, item: int, positives: set[int], negatives: set[int]) -> bool:
+        """Whether row ``item`` may join a batch holding these positive and negative keys."""
+        return int(self.positive[item]) not in negatives and not (self.negatives[item] & positives)
+
+
+@dataclass(frozen=True)
 class Batch:
     """One batch: kind, its languages, and the pairs ``(qa[j], q_lang[j], p_lang[j])``."""
 
@@ -101,6 +116,7 @@ class BatchPlanner:
         languages: Sequence[str],
         batch_size: int,
         config: BatchingConfig = BatchingConfig(),
+        separate: Separation | None = None,
     ) -> None:
         usable = np.asarray(usable, dtype=bool)
         if usable.ndim != 2 or usable.shape[1] != len(languages):
@@ -108,6 +124,7 @@ class BatchPlanner:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.usable = usable
+        self.separate = separate
         self.languages = list(languages)
         self.batch_size = int(batch_size)
         self.config = config
@@ -209,6 +226,8 @@ class BatchPlanner:
             kind = self._batch_kind(rng)
             langs = self._batch_languages(kind, rng)
             in_batch: set[int] = set()
+            batch_positives: set[int] = set()
+            batch_negatives: set[int] = set()
             qa, qs, ps = [], [], []
             deferred: list[int] = []
             misses = 0
@@ -226,7 +245,8 @@ class BatchPlanner:
                     item = stream[position]
                     position += 1
                 choice = None
-                if item not in in_batch:
+                if item not in in_batch and (self.separate is None
+                                             or self.separate.fits(item, batch_positives, batch_negatives)):
                     allowed = langs[self.usable[item, langs]]
                     choice = self._pick(kind, allowed, rng)
                 if choice is None:
@@ -236,9 +256,14 @@ class BatchPlanner:
                         raise RuntimeError(
                             f"cannot fill a {kind} batch of {self.batch_size} in languages "
                             f"{[self.languages[j] for j in langs]}: too few usable questions"
+                            + (" whose hard negatives are not each other's positives; lower the batch size "
+                               "or mine with a wider rank window" if self.separate is not None else "")
                         )
                     continue
                 in_batch.add(item)
+                if self.separate is not None:
+                    batch_positives.add(int(self.separate.positive[item]))
+                    batch_negatives.update(self.separate.negatives[item])
                 qa.append(item)
                 qs.append(choice[0])
                 ps.append(choice[1])

@@ -19,7 +19,7 @@ import pyarrow as pa
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from polyqa.batching.pairs import TrainingPairs
-from polyqa.batching.planner import BatchingConfig, BatchPlanner, decode_flat_index
+from polyqa.batching.planner import BatchingConfig, BatchPlanner, Separation, decode_flat_index
 
 # Column carrying the flat pair index through the collator (removed before tokenising).
 PAIR_INDEX_COLUMN = "polyqa_pair"
@@ -112,13 +112,15 @@ class BatchSamplerFactory:
     per-process batch size. The seed is ``config.seed``, not the trainer's.
     """
 
-    def __init__(self, usable: np.ndarray, languages: Sequence[str], config: BatchingConfig) -> None:
+    def __init__(self, usable: np.ndarray, languages: Sequence[str], config: BatchingConfig,
+                 separate: Separation | None = None) -> None:
         self.usable = np.asarray(usable, dtype=bool)
         self.languages = list(languages)
         self.config = config
+        self.separate = separate
 
     def planner(self, batch_size: int) -> BatchPlanner:
-        return BatchPlanner(self.usable, self.languages, batch_size, self.config)
+        return BatchPlanner(self.usable, self.languages, batch_size, self.config, self.separate)
 
     def __call__(
         self,
