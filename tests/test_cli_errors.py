@@ -240,6 +240,14 @@ CASES = [
      "minilmm"),
     ("study: corpus folder is not a corpus", lambda w: ["study", "--config", study_yaml(w, "nc", corpus=str(w.empty))],
      "empty"),
+    # export, mine-negatives
+    ("export: folder is not a corpus", lambda w: ["export", str(w.empty), "--format", "beir", "--output",
+                                                   str(w.root / "exp")], "empty"),
+    ("export: unknown format", lambda w: ["export", str(w.empty), "--format", "dpr", "--output", "x"], "dpr"),
+    ("export: settings that exclude each other", lambda w: ["export", str(w.empty), "--format", "beir", "--output",
+                                                            "x", "--keep-scores"], "keep_scores"),
+    ("mine-negatives: folder is not a corpus", lambda w: ["mine-negatives", str(w.empty), "--model", "minilm"],
+     "empty"),
     # languages
     ("languages: unknown code", lambda w: ["languages", "de", "klingon"], "klingon"),
 ]

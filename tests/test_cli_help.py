@@ -23,7 +23,7 @@ SUBCOMMANDS = sorted(_subparsers())
 
 def test_the_known_subcommands_are_all_here():
     assert set(SUBCOMMANDS) == {"build-corpus", "import-parallel", "validate", "translate", "tiny-models", "train",
-                                "evaluate", "study", "languages"}
+                                "evaluate", "study", "languages", "export", "mine-negatives"}
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

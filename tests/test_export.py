@@ -325,3 +325,21 @@ def test_training_pairs_take_mined_negatives_in_the_positives_language_and_batch
         free_positives = {int(sep.positive[i]) for i in free.qa}
         clashes += any(sep.negatives[i] & free_positives for i in free.qa)
     assert clashes > 0  # without the separation such batches do occur
+
+
+def test_polyqa_train_uses_mined_negatives(corpus, mined, tmp_path):
+    from polyqa.train import TrainConfig, TrainJob
+
+    config = TrainConfig.load(None, {"corpus": str(corpus), "output_dir": str(tmp_path / "run"),
+                                     "languages": ["en", "de"], "hard_negatives": "mined",
+                                     "negatives": str(mined.folder), "quality_filter": False, "base_model": "minilm",
+                                     "batch_size": 4, "max_steps": 2, "max_seq_length": 32, "strategy": "hybrid"},
+                              source="test")
+    job = TrainJob(config)
+    assert job.pairs.separation is not None and job.planner.separate is job.pairs.separation
+    record = job.run().record
+    assert record["global_step"] == 2
+    assert record["training_info"]["hard_negatives"] == "mined"
+    with pytest.raises(ConfigError, match="needs negatives"):
+        TrainConfig.load(None, {"corpus": str(corpus), "output_dir": str(tmp_path / "x"), "hard_negatives": "mined"},
+                         source="test")

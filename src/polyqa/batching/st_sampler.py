@@ -41,6 +41,11 @@ class _PairTransform:
         }
         if p.negatives is not None:
             out["negative"] = [p.negatives[y][i].as_py() for i, y in zip(qa.tolist(), b.tolist())]
+        # Unusable pairs are never drawn, but sentence-transformers' model card reads the first rows of
+        # the dataset as they are: give their missing texts as "" rather than None.
+        for column in ("anchor", "positive", "negative"):
+            if column in out:
+                out[column] = ["" if text is None else text for text in out[column]]
         if self.keep_index:
             out[PAIR_INDEX_COLUMN] = list(batch["pair"])
         return out

@@ -2,8 +2,8 @@
 
 Each language's candidates (passages, or sentences with --positive sentence) are encoded once and
 searched with faiss; a negative is never the positive, a translation of it, or a text containing
-the answer. The result (``lang=<code>.arrow`` + ``negatives.json``) is reused by a rerun with the
-same settings and given to ``polyqa export --negatives DIR`` or ``polyqa train`` (hard_negatives: mined).
+the answer. The result (lang=<code>.arrow files and negatives.json) is reused by a rerun with the
+same settings and given to polyqa export --negatives DIR or polyqa train (hard_negatives: mined).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 REQUIRED = ("corpus", "output_dir")
 # Settings that name files or folders: ``~``, ``$POLYQA_HOME``, ``$POLYQA_DATA_DIR`` and other
 # variables are expanded (``base_model`` may also be an alias or a hub id, which expansion leaves alone).
-PATH_FIELDS = ("corpus", "output_dir", "base_model", "resume", "exclude_titles_file")
+PATH_FIELDS = ("corpus", "output_dir", "base_model", "resume", "exclude_titles_file", "negatives")
 HELDOUT_FILE = "heldout_articles.txt"  # in output_dir: the titles training left out (evaluate on them)
 
 
@@ -47,7 +47,10 @@ class TrainConfig:
     languages_per_batch: int | None = None  # cap on distinct languages in one batch; None: all
     language_weights: str | dict[str, float] = "uniform"  # uniform | size | {lang: weight}
     positive: str = "passage"  # passage | sentence (the answer sentence, as LAReQA retrieves)
-    hard_negatives: bool = False  # neighbouring sentence / next passage of the same article
+    # true: the neighbouring sentence / next passage of the same article; "mined": the negatives of
+    # polyqa mine-negatives in ``negatives`` (a folder mined from this corpus)
+    hard_negatives: bool | str = False
+    negatives: str | None = None
     # Skip rows whose quality_pass is false. Off only for corpora whose flags say nothing useful,
     # e.g. the demo corpus of the random tiny model, whose babble fails every check.
     quality_filter: bool = True
@@ -131,7 +134,12 @@ class TrainConfig:
         check_int("logging_steps", self.logging_steps, minimum=1)
         check_int("dataloader_num_workers", self.dataloader_num_workers, minimum=0)
         check_int("torch_threads", self.torch_threads, minimum=1, optional=True)
-        for name in ("hard_negatives", "quality_filter", "prompts", "gather_across_devices", "record_batches",
+        if self.hard_negatives != "mined":
+            check_bool("hard_negatives", self.hard_negatives)
+        elif not isinstance(self.negatives, str) or not self.negatives.strip():
+            raise ConfigError("hard_negatives: mined needs negatives, the folder polyqa mine-negatives wrote",
+                              todo="set negatives: FOLDER (mined from this corpus)")
+        for name in ("quality_filter", "prompts", "gather_across_devices", "record_batches",
                      "trust_remote_code"):
             check_bool(name, getattr(self, name))
         for name in ("query_prompt", "passage_prompt"):

@@ -67,6 +67,7 @@ class TrainJob:
         self.pairs: TrainingPairs = load_training_pairs(
             config.corpus, config.languages, positive=config.positive, hard_negatives=config.hard_negatives,
             quality_filter=config.quality_filter, exclude_titles=set(self.heldout_titles) or None,
+            mined_negatives=config.negatives,
         )
         pairs = self.pairs
         log.info(
@@ -75,7 +76,8 @@ class TrainJob:
             pairs.usable_counts(), pairs.skipped_total, pairs.skipped,
         )
         # Refuses impossible batch sizes / strategies before any model loads.
-        self.planner = BatchPlanner(pairs.usable, pairs.languages, config.batch_size, config.batching)
+        self.planner = BatchPlanner(pairs.usable, pairs.languages, config.batch_size, config.batching,
+                                    pairs.separation)
         self.resume_from = st.find_resume_checkpoint(config)
         if config.resume and self.resume_from is None:
             log.info("resume asked for but %s holds no checkpoint: starting fresh", config.checkpoint_dir)
@@ -137,7 +139,7 @@ class TrainJob:
         # Widget examples would be the first pair-dataset rows: one question in every language pair.
         model.model_card_data.generate_widget_examples = False
 
-        factory = BatchSamplerFactory(pairs.usable, pairs.languages, config.batching)
+        factory = BatchSamplerFactory(pairs.usable, pairs.languages, config.batching, pairs.separation)
         _, PolyqaTrainer, MemoryCallback = st.trainer_classes()
         memory = MemoryCallback()
         trainer = PolyqaTrainer(

@@ -86,6 +86,7 @@ def training_info(config: TrainConfig, pairs: TrainingPairs, extra: dict[str, An
         "language_weights": config.language_weights,
         "positive": config.positive,
         "hard_negatives": config.hard_negatives,
+        "negatives": config.negatives,
         "corpus": storage.display(config.corpus),
         "corpus_manifest_sha256": sha,
         "corpus_manifest_hashed": hashed,
