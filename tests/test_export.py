@@ -95,8 +95,6 @@ def test_beir_export_loads_in_beir_and_pytrec_eval_agrees_with_polyqa_evaluate(c
     import pytrec_eval
     from beir.datasets.data_loader import GenericDataLoader
 
-    from polyqa.evaluate.run import EvaluateJob
-
     result = export(corpus, tmp_path / "beir", "beir", heldout_fraction=0.3, seed=1)
     heldout = {line for line in (tmp_path / "beir" / "heldout_articles.txt").read_text("utf-8").splitlines()
                if line and not line.startswith("#")}
@@ -115,10 +113,11 @@ def test_beir_export_loads_in_beir_and_pytrec_eval_agrees_with_polyqa_evaluate(c
 
     # polyqa evaluate on the German folder, its run scored by pytrec_eval with the export's qrels
     folder = tmp_path / "beir" / "beir" / "deu_Latn"
-    job = EvaluateJob({"model": "minilm", "benchmark": "beir", "data_dir": str(folder), "device": "cpu",
-                       "output": str(tmp_path / "eval.json"), "cache": False})
-    polyqa_result = job.run()
-    assert job.write_run(tmp_path / "run.trec") > 0
+    from polyqa.cli import main
+
+    assert main(["evaluate", "--model", "minilm", "--benchmark", "beir", "--data-dir", str(folder), "--output",
+                 str(tmp_path / "eval.json"), "--no-cache", "--run-file", str(tmp_path / "run.trec")]) == 0
+    polyqa_result = json.loads((tmp_path / "eval.json").read_text("utf-8"))
     run: dict[str, dict[str, float]] = {}
     for line in (tmp_path / "run.trec").read_text().splitlines():
         qid, _, docid, _, score, _ = line.split()

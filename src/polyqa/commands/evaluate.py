@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", dest="cache", action="store_false", help="do not save or reuse embeddings on disk")
     p.add_argument("--cache-dir", help=helps("cache_dir"))
     p.add_argument("--chunk-size", type=int, help=helps("chunk_size"))
+    p.add_argument("--run-file", help=helps("run_file"))
     p.add_argument("--trust-remote-code", action="store_true", help=helps("trust_remote_code"))
     p.set_defaults(func=run)
 

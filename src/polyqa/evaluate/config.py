@@ -28,14 +28,14 @@ from polyqa.errors import (
 
 CANDIDATE_MODES = ("sentence", "sentence+context")
 # Settings that name files or folders: ``~``, ``$POLYQA_HOME`` and ``$POLYQA_DATA_DIR`` are expanded.
-PATH_FIELDS = ("data_dir", "output", "articles_file", "exclude_titles_file", "cache_dir")
+PATH_FIELDS = ("data_dir", "output", "articles_file", "exclude_titles_file", "cache_dir", "run_file")
 
 
 # One line per setting: the CLI's --help and the flow's parameter descriptions.
 HELP = {
     "model": "SentenceTransformer folder, hub id, or an alias of polyqa.encoders (minilm, xlm-r, labse, ...)",
     "benchmark": "a registered benchmark: xquad-r, mlqa-r, lareqa (any folder of <lang>.json SQuAD files), "
-                 "polyqa-corpus (a polyqa corpus folder) or miracl",
+                 "polyqa-corpus (a polyqa corpus folder), beir (a BEIR folder, e.g. of polyqa export) or miracl",
     "output": "OUT.json (OUT.md and OUT.heatmap.png are written beside it)",
     "data_dir": "benchmark folder (xquad-r, mlqa-r, lareqa: <lang>.json SQuAD v1.1 files, with LAReQA sentence "
                 "breaks or segmented by polyqa; polyqa-corpus: the corpus folder; miracl: its "
@@ -54,6 +54,7 @@ HELP = {
     "cache": "save embedding blocks and resume from them (a rerun, a retried task)",
     "cache_dir": "embedding cache folder (default: OUT.embcache beside OUT.json)",
     "chunk_size": "queries scored per matrix product",
+    "run_file": "also write each query's 100 best candidates as a TREC run (for trec_eval, pytrec_eval, ranx)",
     "trust_remote_code": "run Python code shipped with a hub model (off: only models transformers knows load)",
 }
 DEVICES = ("cpu", "cuda")
@@ -80,6 +81,7 @@ class EvaluationConfig:
     cache: bool = True
     cache_dir: str | None = None
     chunk_size: int = 1024
+    run_file: str | None = None
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:

@@ -134,6 +134,8 @@ class EvaluateJob:
             "batch_size": c.batch_size,
         }
         write_outputs(result, c.output)
+        if c.run_file:
+            log.info("wrote %d run lines to %s", self.write_run(c.run_file), c.run_file)
         self.result = result
         return result
 
