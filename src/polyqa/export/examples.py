@@ -13,11 +13,13 @@ Documents are named ``<lang>/<passage_id>`` (passages) or ``<lang>/<passage_id>/
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
 from polyqa.batching.pairs import SKIP_HELD_OUT, SKIP_NULL_POSITIVE, SKIP_QUALITY
 from polyqa.corpus import reader
@@ -103,22 +105,41 @@ def documents(row: dict, lang: str, positive: str) -> list[Document]:
 
 
 class NegativeTexts:
-    """The texts of mined negatives, by (language, passage id): only the passages some row names."""
+    """The texts of mined negatives, by (language, passage id), only for the passages some row names.
+
+    Kept in a temporary SQLite file rather than in memory: negatives point anywhere in the corpus,
+    and an export holds one shard at a time whatever the corpus' size.
+    """
 
     def __init__(self, corpus, languages: Sequence[str], tables: dict[str, pa.Table]) -> None:
-        wanted = {lang: {p for ids in tables[lang].column("negative_passage_ids").to_pylist() for p in ids}
-                  for lang in languages}
-        self.passages: dict[str, dict[str, tuple[str, str, list[str]]]] = {lang: {} for lang in languages}
+        import sqlite3
+        import tempfile
+
+        self._folder = tempfile.TemporaryDirectory(prefix="polyqa-export-")
+        self.db = sqlite3.connect(f"{self._folder.name}/texts.sqlite")
+        self.db.execute("CREATE TABLE texts (lang TEXT, pid TEXT, title TEXT, passage TEXT, sentences TEXT, "
+                        "PRIMARY KEY (lang, pid))")
         for lang in languages:
+            wanted = set(pa.compute.list_flatten(tables[lang].column("negative_passage_ids")).to_pylist())
             for path in reader.shard_paths(corpus, lang):
                 table = reader.shard_dataset([path]).to_table(columns=["passage_id", "title", "passage", "sentences"])
-                for pid, title, passage, sentences in zip(*(table.column(c).to_pylist() for c in table.column_names)):
-                    if pid in wanted[lang]:
-                        self.passages[lang].setdefault(pid, (title or "", passage, sentences or []))
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO texts VALUES (?, ?, ?, ?, ?)",
+                    ((lang, pid, title or "", passage, json.dumps(sentences or [], ensure_ascii=False))
+                     for pid, title, passage, sentences in zip(*(table.column(c).to_pylist()
+                                                                 for c in table.column_names))
+                     if pid in wanted))
+        self.db.commit()
 
     def document(self, lang: str, passage_id: str, sentence: int | None) -> Document:
-        title, passage, sentences = self.passages[lang][passage_id]
-        return Document(docid(lang, passage_id, sentence), title, passage if sentence is None else sentences[sentence])
+        title, passage, sentences = self.db.execute(
+            "SELECT title, passage, sentences FROM texts WHERE lang = ? AND pid = ?", (lang, passage_id)).fetchone()
+        return Document(docid(lang, passage_id, sentence), title,
+                        passage if sentence is None else json.loads(sentences)[sentence])
+
+    def close(self) -> None:
+        self.db.close()
+        self._folder.cleanup()
 
 
 def iter_examples(corpus, selection: Selection, negatives: dict[str, pa.Table] | None = None,

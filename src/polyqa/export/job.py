@@ -193,9 +193,13 @@ class ExportJob:
             from polyqa.export.examples import NegativeTexts
 
             texts = NegativeTexts(self.corpus, list(tables), tables) if tables else None
-            for shard, batch in enumerate(iter_examples(self.corpus, selection, tables, texts), 1):
-                writer.add(batch)
-                self.progress(f"export: shard {shard}: {sum(selection.examples.values())} examples so far")
+            try:
+                for shard, batch in enumerate(iter_examples(self.corpus, selection, tables, texts), 1):
+                    writer.add(batch)
+                    self.progress(f"export: shard {shard}: {sum(selection.examples.values())} examples so far")
+            finally:
+                if texts is not None:
+                    texts.close()
         files = writer.finish()
         if self.heldout:
             from polyqa.splits import write_titles
