@@ -340,3 +340,74 @@ def test_adding_a_benchmark_re_evaluates_the_kept_model_without_training_it_agai
     evaluated = json.loads(Path(settings["work_dir"], "cells", f"{again['cell']}-{again['key']}",
                                 "eval-xquad-r.json").read_text())
     assert evaluated["timings"]["from_cache"] == evaluated["timings"]["unique_texts_encoded"] > 0
+
+
+def test_mined_negative_cells_mine_once_train_on_them_and_are_compared_with_in_batch_cells(tmp_path, xquad_r_dir):
+    """A study with hybrid cells with and without mined negatives: the negatives are mined once on
+    the study corpus, the mined cells train on them, and the report compares the two recipes."""
+    from polyqa.study import StudyJob
+    from polyqa.tiny_encoder import build_tiny_encoder
+
+    texts = [p["context"] for lang in ("en", "de") for a in json.loads((xquad_r_dir / f"{lang}.json").read_text())["data"][:4]
+             for p in a["paragraphs"]]
+    encoder = build_tiny_encoder(texts, tmp_path / "encoder", vocab_size=1000, max_seq_length=32)
+    settings = {
+        "name": "mined", "results_dir": str(tmp_path / "results"), "work_dir": str(tmp_path / "work"),
+        "base_model": str(encoder), "include_zero_shot": False,
+        "corpus": {"name": "xq", "model": None, "dedup_questions": False, "card_dir": None, "languages": ["de"],
+                   "sources": [{"kind": "parallel", "path": str(xquad_r_dir), "languages": ["en", "de"],
+                                "titles": ["Normans", "Teacher"]}]},
+        "language_order": ["en", "de"], "language_counts": [2], "strategies": ["hybrid"],
+        "extra_cells": [{"n_languages": 2, "strategy": "hybrid", "hard_negatives": "mined"}],
+        "mining": {"model": str(encoder), "num_negatives": 2},
+        "train": {"batch_size": 4, "max_steps": 1, "max_seq_length": 32, "positive": "sentence",
+                  "checkpoint_steps": 100},
+        "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "candidates": "sentence",
+                      "max_questions": 6, "languages": ["en", "de"]}],
+    }
+    rows = {row["cell"]: row for row in StudyJob(StudyConfig.from_dict(settings)).run()}
+    assert set(rows) == {"n2-hybrid-capall-seed0", "n2-hybrid-mined-capall-seed0"}
+    assert rows["n2-hybrid-mined-capall-seed0"]["hard_negatives"] == "mined"
+    assert "hard_negatives" not in rows["n2-hybrid-capall-seed0"]
+    assert rows["n2-hybrid-mined-capall-seed0"]["train_key"] != rows["n2-hybrid-capall-seed0"]["train_key"]
+    negatives = json.loads(Path(settings["work_dir"], "negatives", "negatives.json").read_text())
+    assert negatives["settings"]["positive"] == "sentence" and negatives["settings"]["num_negatives"] == 2
+    assert sorted(negatives["files"]) == ["deu_Latn", "eng_Latn"]
+    mined_run = json.loads(Path(settings["work_dir"], "models",
+                                f"n2-hybrid-mined-capall-seed0-{rows['n2-hybrid-mined-capall-seed0']['train_key']}",
+                                "train", "run_record.json").read_text())
+    assert mined_run["config"]["hard_negatives"] == "mined"
+    assert mined_run["config"]["negatives"] == str(Path(settings["work_dir"], "negatives"))
+    report = Path(settings["results_dir"], "REPORT.md").read_text()
+    assert "hybrid mined − hybrid" in report
+    assert "| hybrid mined | 1 |" in report  # the recipe's row beside the in-batch hybrid at n=2
+
+
+def test_mined_cells_need_a_mining_section_and_train_may_not_set_negatives():
+    base = dict(name="t", results_dir="r", work_dir="w", corpus="c", language_order=["en", "de"],
+                language_counts=[2], strategies=["hybrid"], evaluate=[{"benchmark": "xquad-r", "data_dir": "x"}])
+    with pytest.raises(ConfigError, match=r"extra_cells\[0\]: hard_negatives: mined needs a mining section"):
+        StudyConfig(**base, extra_cells=[{"n_languages": 2, "strategy": "hybrid", "hard_negatives": "mined"}])
+    with pytest.raises(ConfigError, match=r"extra_cells\[0\].hard_negatives must be mined or false"):
+        StudyConfig(**base, extra_cells=[{"n_languages": 2, "strategy": "hybrid", "hard_negatives": "bm25"}])
+    with pytest.raises(ConfigError, match="mining: unknown setting"):
+        StudyConfig(**base, mining={"model": "minilm", "negatives": 3})
+    with pytest.raises(ConfigError, match="train: hard_negatives and negatives are set per cell"):
+        StudyConfig(**base, train={"hard_negatives": "mined"})
+
+
+def test_a_damaged_cell_record_is_set_aside_with_a_warning_and_the_cell_runs_again(tmp_path, caplog):
+    from polyqa.study import read_cell_record
+
+    record = tmp_path / "cells" / "n2-hybrid-capall-seed0-abc.json"
+    record.parent.mkdir()
+    record.write_text('{"cell": "n2-hybrid-capall-seed0", "xquad_r_multi')  # cut off mid-write
+    with caplog.at_level("WARNING"):
+        assert read_cell_record(record) is None
+    assert not record.exists()
+    aside = record.with_name(record.name + ".damaged")
+    assert aside.read_text().startswith('{"cell"')
+    assert "is damaged" in caplog.text and aside.name in caplog.text
+    record.write_text(json.dumps({"cell": "n2-hybrid-capall-seed0", "key": "abc"}))
+    assert read_cell_record(record) == {"cell": "n2-hybrid-capall-seed0", "key": "abc"}
+    assert read_cell_record(tmp_path / "cells" / "missing.json") is None

@@ -117,6 +117,23 @@ def test_keys_keep_the_earlier_layout_and_separate_training_from_evaluation():
     assert train_key(config(train={"alpha": 0.5, "max_steps": 3}), hybrid, "fp") != train_key(study, hybrid, "fp")
 
 
+def test_mined_cells_are_their_own_recipe_keyed_by_the_miner_settings():
+    extra = [{"n_languages": 2, "strategy": "hybrid", "hard_negatives": ["mined", False], "seeds": [0, 1]}]
+    study = config(language_counts=[2], strategies=["hybrid"], extra_cells=extra, mining={"model": "minilm"})
+    cells, _ = plan_cells(study)
+    labels = [c.label for c in cells]
+    assert labels == ["n0-zero-shot-capall-seed0", "n2-hybrid-capall-seed0", "n2-hybrid-mined-capall-seed0",
+                      "n2-hybrid-mined-capall-seed1", "n2-hybrid-capall-seed1"]
+    by_label = dict(zip(labels, cells))
+    mined, plain = by_label["n2-hybrid-mined-capall-seed0"], by_label["n2-hybrid-capall-seed0"]
+    assert train_key(study, mined, "fp") != train_key(study, plain, "fp")
+    # Other miner settings: other negatives, so another model for mined cells only.
+    other = config(language_counts=[2], strategies=["hybrid"], extra_cells=extra,
+                   mining={"model": "minilm", "num_negatives": 5})
+    assert train_key(other, mined, "fp") != train_key(study, mined, "fp")
+    assert train_key(other, plain, "fp") == train_key(study, plain, "fp") == train_key(config(), plain, "fp")
+
+
 @pytest.mark.lareqa_release
 def test_mlqa_r_article_sample_is_seeded_aligned_across_languages_and_sized_as_configured(mlqa_r_release):
     from polyqa.evaluate.benchmark import load_benchmark
@@ -140,16 +157,17 @@ def test_cpu_scaling_config_plans_the_grid_of_the_issue():
     study = StudyConfig.from_yaml(REPO / "configs" / "cpu-scaling.yaml")
     rows, skipped, totals = plan_rows(study)
     labels = [r["cell"] for r in rows]
-    assert totals["cells"] == 32 and totals["trained"] == 31 and len(set(labels)) == 32
+    assert totals["cells"] == 35 and totals["trained"] == 34 and len(set(labels)) == 35
     for n in (2, 9):
         for strategy in ("x-x-mono", "x-y", "hybrid"):
             assert {f"n{n}-{strategy}-capall-seed{s}" for s in (0, 1, 2)} <= set(labels)
     assert {"n9-hybrid-a0.25-capall-seed0", "n9-hybrid-a0.75-capall-seed0", "n9-hybrid-cap2-seed0",
             "n9-hybrid-cap4-seed0", "n9-x-y-cap2-seed0", "n9-x-y-cap4-seed0"} <= set(labels)
     assert {"n1-x-x-mono-capall-seed0", "n3-hybrid-capall-seed0", "n5-x-y-capall-seed0"} <= set(labels)
+    assert {f"n9-hybrid-mined-capall-seed{s}" for s in (0, 1, 2)} <= set(labels)
     mlqa = next(spec for spec in study.evaluate if spec["benchmark"] == "mlqa-r")
     assert mlqa["sample_articles"] == 180 and mlqa["data_dir"] == "$POLYQA_DATA_DIR/mlqa-r"
-    assert totals["total_cost"] == pytest.approx(31 * 0.08 + 32 * 0.06)
+    assert totals["total_cost"] == pytest.approx(34 * 0.08 + 35 * 0.06)
 
 
 def test_paper_scaling_plan_lists_every_cell_and_its_cost_without_data_or_models(tmp_path):

@@ -42,7 +42,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from polyqa import paths
+from polyqa import paths, storage
+from polyqa.batching.pairs import MINED
 from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
 from polyqa.corpus.manifest import Manifest
 from polyqa.errors import (
@@ -108,6 +109,9 @@ class StudyConfig:
     # Older name of extra_cells for more seeds: [{n_languages: 4, strategy: hybrid, seeds: [1, 2]}]
     seed_cells: list[dict[str, Any]] = field(default_factory=list)
     include_zero_shot: bool = True  # evaluate the untrained base model as a reference row
+    # How cells with ``hard_negatives: mined`` get their negatives: polyqa.export.MinerSettings
+    # ({model, num_negatives, range_min, range_max, ...}), mined once on the corpus into work_dir/negatives.
+    mining: dict[str, Any] | None = None
     train: dict[str, Any] = field(default_factory=dict)  # polyqa.train.TrainConfig settings
     evaluate: list[dict[str, Any]] = field(default_factory=list)  # [{benchmark, data_dir, ...}]
     # Translation cost of an imported corpus is estimated from its English text:
@@ -278,9 +282,36 @@ def check_study_config(config: StudyConfig) -> None:
         check_number(f"translation_estimate.{key}", value, above=0.0)
     if config.cost_estimate is not None:
         check_cost_estimate(config)
+    if config.mining is not None:
+        miner_settings(config)
+    mined = [i for i, extra in enumerate(config.extra_cells) if MINED in _as_list(extra.get("hard_negatives"))]
+    if mined and config.mining is None:
+        raise ConfigError(f"extra_cells[{mined[0]}]: hard_negatives: mined needs a mining section",
+                          todo="add mining: {model: minilm} (polyqa mine-negatives settings)")
+    if "hard_negatives" in config.train or "negatives" in config.train:
+        raise ConfigError("train: hard_negatives and negatives are set per cell",
+                          todo="use extra_cells with hard_negatives: mined and a mining section")
 
 
-EXTRA_CELL_KEYS = ("n_languages", "strategy", "alpha", "languages_per_batch", "seeds")
+NEGATIVES_DIR = "negatives"  # in work_dir: the negatives mined on the study corpus
+
+
+def miner_settings(config: StudyConfig) -> Any:
+    """The study's ``mining`` section as MinerSettings; candidates are what training retrieves
+    (``train.positive``) unless the section says otherwise."""
+    from polyqa.export.mining import MinerSettings
+
+    mining = config.mining
+    if not isinstance(mining, Mapping) or "model" not in mining:
+        raise ConfigError(f"mining must be a mapping of polyqa mine-negatives settings with a model, got {mining!r}")
+    known = {f.name for f in fields(MinerSettings)}
+    unknown = sorted(set(mining) - known)
+    if unknown:
+        raise ConfigError(f"mining: unknown setting(s) {unknown}", todo=f"known: {sorted(known)}")
+    return MinerSettings(**{"positive": config.train.get("positive", "passage"), **mining})
+
+
+EXTRA_CELL_KEYS = ("n_languages", "strategy", "alpha", "languages_per_batch", "hard_negatives", "seeds")
 
 
 def _as_list(value: Any) -> list:
@@ -302,6 +333,9 @@ def check_extra_cell(name: str, extra: Any) -> None:
         check_number(f"{name}.alpha", alpha, minimum=0.0, maximum=1.0, optional=True)
     for cap in _as_list(extra.get("languages_per_batch")):
         check_int(f"{name}.languages_per_batch", cap, minimum=1, optional=True)
+    for negatives in _as_list(extra.get("hard_negatives")):
+        if negatives not in (None, False, MINED):
+            raise ConfigError(f"{name}.hard_negatives must be mined or false, got {negatives!r}")
     seeds = extra.get("seeds", [])
     if not isinstance(seeds, list):
         raise ConfigError(f"{name}.seeds must be a list, got {seeds!r}")
@@ -345,13 +379,15 @@ class Cell:
     languages: tuple[str, ...]
     alpha: float | None = None  # hybrid mixing weight; None: the study's train.alpha
     base_model: str | None = None  # None: the study's only base model
+    hard_negatives: str | None = None  # mined: one mined negative per pair; None: in-batch negatives only
 
     @property
     def label(self) -> str:
         cap = "all" if self.languages_per_batch is None else str(self.languages_per_batch)
         alpha = "" if self.alpha is None else f"-a{self.alpha:g}"
         model = "" if self.base_model is None else f"{model_tag(self.base_model)}-"
-        return f"{model}n{self.n_languages}-{self.strategy}{alpha}-cap{cap}-seed{self.seed}"
+        negatives = "" if self.hard_negatives is None else f"-{self.hard_negatives}"
+        return f"{model}n{self.n_languages}-{self.strategy}{alpha}{negatives}-cap{cap}-seed{self.seed}"
 
 
 def model_tag(model: str) -> str:
@@ -396,7 +432,7 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
         return None if alpha is None or float(alpha) == config.base_alpha else float(alpha)
 
     def add(model: str, n: int, strategy: str, cap: int | None, alpha: float | None, seeds: Iterable[int],
-            explicit_alpha: bool) -> None:
+            explicit_alpha: bool, negatives: str | None = None) -> None:
         why = _why_left_out(n, strategy, cap, alpha if explicit_alpha else None)
         if why:
             key = (n, strategy, cap, why)
@@ -405,7 +441,8 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
         langs = tuple(config.language_order[:n])
         a = normal_alpha(alpha) if strategy == HYBRID else None
         for seed in seeds:
-            cells.setdefault(Cell(n, strategy, cap, int(seed), langs, a, model if several else None))
+            cells.setdefault(Cell(n, strategy, cap, int(seed), langs, a, model if several else None,
+                                  negatives or None))
 
     grid_alphas = list(dict.fromkeys(normal_alpha(a) for a in config.alphas))
     # seed_cells (the older form): more seeds for the main grid's cells at (n, strategy).
@@ -432,7 +469,9 @@ def plan_cells(config: StudyConfig) -> tuple[list[Cell], list[dict[str, Any]]]:
                         else:
                             alphas, explicit = (grid_alphas if strategy == HYBRID else [None]), False
                         for alpha in alphas:
-                            add(model, int(n), str(strategy), cap, alpha, seeds, explicit_alpha=explicit)
+                            for negatives in _as_list(extra.get("hard_negatives")):
+                                add(model, int(n), str(strategy), cap, alpha, seeds, explicit_alpha=explicit,
+                                    negatives=negatives or None)
     return list(cells), list(skipped.values())
 
 
@@ -445,6 +484,8 @@ def cell_train_settings(config: StudyConfig, cell: Cell) -> dict[str, Any]:
     settings = dict(config.train)
     if cell.alpha is not None:
         settings["alpha"] = cell.alpha
+    if cell.hard_negatives is not None:
+        settings["hard_negatives"] = cell.hard_negatives
     return settings
 
 
@@ -456,14 +497,17 @@ def training_inputs(config: StudyConfig, cell: Cell, corpus_fingerprint: str) ->
     ``base_model``, not through the cell's identity).
     """
     trained = bool(cell.n_languages)
-    identity = {k: v for k, v in asdict(cell).items() if k not in ("alpha", "base_model")}
-    return {
+    identity = {k: v for k, v in asdict(cell).items() if k not in ("alpha", "base_model", "hard_negatives")}
+    inputs = {
         "cell": identity,
         "base_model": cell_model(config, cell),
         "train": cell_train_settings(config, cell) if trained else None,
         "split": config.split,
         "corpus": corpus_fingerprint if trained else None,
     }
+    if cell.hard_negatives is not None:  # mined from the same corpus: the miner's settings decide them
+        inputs["mining"] = miner_settings(config).as_dict()
+    return inputs
 
 
 def train_key(config: StudyConfig, cell: Cell, corpus_fingerprint: str) -> str:
@@ -766,7 +810,8 @@ def trained_record(train_dir: Path) -> dict[str, Any] | None:
         return None  # a damaged record: train again (resuming from the newest checkpoint)
 
 
-def train_cell(config: StudyConfig, cell: Cell, corpus_dir: Path, train_dir: Path) -> dict[str, Any]:
+def train_cell(config: StudyConfig, cell: Cell, corpus_dir: Path, train_dir: Path,
+               negatives_dir: Path | None = None) -> dict[str, Any]:
     """The cell's model in ``train_dir``: kept from an earlier run, or trained now. Returns its run record."""
     from polyqa.train import TrainConfig, train_retriever
 
@@ -785,6 +830,8 @@ def train_cell(config: StudyConfig, cell: Cell, corpus_dir: Path, train_dir: Pat
         "seed": cell.seed,
         "resume": True,
     }
+    if cell.hard_negatives == MINED:
+        settings["negatives"] = str(negatives_dir)
     record = train_retriever(TrainConfig.from_dict(settings, source=f"study cell {cell.label}")).record
     # The model and its record are written: checkpoints only served to resume a killed run.
     shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)
@@ -835,6 +882,7 @@ def run_cell(
     eval_titles: Mapping[int, Path],
     key: str,
     model_key: str,
+    negatives_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train (unless zero-shot, or kept) and evaluate one cell; returns its table row.
 
@@ -852,9 +900,11 @@ def run_cell(
                            "strategy": cell.strategy, "alpha": cell_alpha(config, cell),
                            "languages_per_batch": cell.languages_per_batch, "seed": cell.seed,
                            "languages": ",".join(cell.languages)}
+    if cell.hard_negatives is not None:  # only then: a study without mined cells keeps its columns
+        row["hard_negatives"] = cell.hard_negatives
     model = cell_model(config, cell)
     if cell.n_languages:
-        record = train_cell(config, cell, corpus_dir, model_root / "train")
+        record = train_cell(config, cell, corpus_dir, model_root / "train", negatives_dir)
         model = str(model_root / "train" / "model")
         row.update(_training_columns(record))
         row.update(translation_cost(config, corpus_dir, manifest, cell.languages))
@@ -894,7 +944,7 @@ def run_cell(
     record_path = cell_record_path(config, cell, key)
     record_path.parent.mkdir(parents=True, exist_ok=True)
     write_per_query(per_query_path(record_path), per_query)
-    record_path.write_text(json.dumps(row, indent=2, default=str), "utf-8")
+    storage.atomic_write_text(record_path, json.dumps(row, indent=2, default=str))
     return row
 
 
@@ -917,10 +967,28 @@ class StudyPlan:
     keys: list[str]
     train_keys: list[str]
     skipped: list[dict[str, Any]]
+    negatives_dir: Path | None = None  # the negatives mined for cells with hard_negatives: mined
 
     def finished(self, i: int) -> dict[str, Any] | None:
-        done = cell_record_path(self.config, self.cells[i], self.keys[i])
-        return json.loads(done.read_text("utf-8")) if done.exists() else None
+        return read_cell_record(cell_record_path(self.config, self.cells[i], self.keys[i]))
+
+
+def read_cell_record(path: Path) -> dict[str, Any] | None:
+    """A finished cell's row, or None when there is none. A damaged record (a crash while it was
+    written by an older version, a bad edit) is set aside with a warning, so the cell runs again."""
+    if not path.exists():
+        return None
+    try:
+        row = json.loads(path.read_text("utf-8"))
+        if isinstance(row, dict) and "cell" in row:
+            return row
+        problem = "not a cell record"
+    except (ValueError, UnicodeDecodeError) as exc:
+        problem = str(exc)
+    aside = path.with_name(path.name + ".damaged")
+    path.replace(aside)
+    log.warning("%s is damaged (%s): set aside as %s; the cell runs again", path, problem, aside.name)
+    return None
 
 
 def prepare_eval_titles(config: StudyConfig, results_dir: Path, heldout_file: Path | None) -> dict[int, Path]:
@@ -962,7 +1030,20 @@ def prepare_study(config: StudyConfig) -> StudyPlan:
     cells, skipped = plan_cells(config)
     keys = [cell_key(config, cell, corpus_fp) for cell in cells]
     train_keys = [train_key(config, cell, corpus_fp) for cell in cells]
-    return StudyPlan(config, corpus_dir, manifest, eval_titles, cells, keys, train_keys, skipped)
+    negatives_dir = None
+    if any(cell.hard_negatives == MINED for cell in cells):
+        negatives_dir = prepare_negatives(config, corpus_dir, cells)
+    return StudyPlan(config, corpus_dir, manifest, eval_titles, cells, keys, train_keys, skipped, negatives_dir)
+
+
+def prepare_negatives(config: StudyConfig, corpus_dir: Path, cells: Iterable[Cell]) -> Path:
+    """Mine (or reuse) negatives on the study corpus for the languages mined cells train on."""
+    from polyqa.export.mining import mine_negatives
+
+    folder = Path(paths.expand(config.work_dir)) / NEGATIVES_DIR
+    languages = sorted({lang for cell in cells if cell.hard_negatives == MINED for lang in cell.languages})
+    mine_negatives(corpus_dir, folder, miner_settings(config), languages=languages)
+    return folder
 
 
 class StudyJob:
@@ -995,7 +1076,8 @@ class StudyJob:
         """Train and evaluate cell ``i`` (or return its record when it finished meanwhile)."""
         plan = self.plan
         return plan.finished(i) or run_cell(plan.config, plan.cells[i], plan.corpus_dir, plan.manifest,
-                                            plan.eval_titles, plan.keys[i], plan.train_keys[i])
+                                            plan.eval_titles, plan.keys[i], plan.train_keys[i],
+                                            plan.negatives_dir)
 
     def report_path(self) -> Path:
         return Path(paths.expand(self.config.results_dir)) / "REPORT.md"
@@ -1036,8 +1118,8 @@ def run_study(config: StudyConfig, progress: Callable[[str], None] = log.info,
 
 
 # The table's first columns, in this order (the metrics follow, sorted).
-ID_COLUMNS = ("cell", "base_model", "n_languages", "strategy", "alpha", "languages_per_batch", "seed",
-              "languages", "key", "train_key")
+ID_COLUMNS = ("cell", "base_model", "n_languages", "strategy", "alpha", "languages_per_batch", "hard_negatives",
+              "seed", "languages", "key", "train_key")
 
 
 def write_results(config: StudyConfig, rows: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from polyqa.batching.pairs import MINED
 from polyqa.batching.planner import HYBRID, MONO, XX, XY
 
 SETTING_KEYS = {"monolingual": "monolingual", "cross-lingual": "cross_lingual", "multilingual": "multilingual"}
@@ -71,6 +72,8 @@ def variant(row: Mapping[str, Any], config: Any) -> str:
         label += f" a={alpha:g}"
     if _cap(row) is not None:
         label += f" cap {_cap(row)}"
+    if row.get("hard_negatives") not in (None, ""):
+        label += f" {row['hard_negatives']}"
     return label
 
 
@@ -142,8 +145,9 @@ def _seed_mean_ap(tables: Sequence[Mapping[str, np.ndarray]], bench: str,
 
 def significance(rows: Sequence[Mapping[str, Any]], per_query: Mapping[str, Mapping[str, np.ndarray]],
                  config: Any) -> list[dict[str, Any]]:
-    """Paired bootstrap over queries of hybrid vs x-y and hybrid vs x-x-mono (monolingual and multilingual
-    mAP), per benchmark and language count where both sides have per-query results.
+    """Paired bootstrap over queries of hybrid vs x-y, hybrid vs x-x-mono and, where a strategy has cells
+    with mined negatives, '<strategy> mined' vs '<strategy>' (monolingual and multilingual mAP), per
+    benchmark and language count where both sides have per-query results.
 
     Both sides use the study's own alpha and the main cap. A side with several seeds enters with
     each query's AP averaged over its seeds (so the interval is about which queries were asked,
@@ -155,13 +159,15 @@ def significance(rows: Sequence[Mapping[str, Any]], per_query: Mapping[str, Mapp
     for model, model_rows in _by_model(rows, config):
         cells: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
         for row in _trained(model_rows):
-            if variant(row, config) == row["strategy"] and row["cell"] in per_query:
-                cells[(row["strategy"], int(row["n_languages"]))].append(row)
+            recipe = variant(row, config)
+            if recipe in (row["strategy"], f"{row['strategy']} {MINED}") and row["cell"] in per_query:
+                cells[(recipe, int(row["n_languages"]))].append(row)
         counts = sorted({n for _, n in cells})
+        compared = list(COMPARED) + [(f"{s} {MINED}", s) for s in (HYBRID, XY, MONO)]
         for bench in _benchmarks(model_rows):
             name = BENCHMARKS[bench].lower()
             for n in counts:
-                for a, b in COMPARED:
+                for a, b in compared:
                     if (a, n) not in cells or (b, n) not in cells:
                         continue
                     for setting in ("monolingual", "multilingual"):

@@ -36,6 +36,9 @@ SKIP_NULL_POSITIVE = "null_positive"
 SKIP_NO_HARD_NEGATIVE = "no_hard_negative"
 SKIP_HELD_OUT = "held_out_article"  # the row's title is held out for evaluation
 
+# hard_negatives value: the negatives polyqa mine-negatives found, in place of the neighbouring text.
+MINED = "mined"
+
 
 @dataclass
 class TrainingPairs:
@@ -247,7 +250,7 @@ def load_training_pairs(
     """
     if positive not in POSITIVE_KINDS:
         raise ValueError(f"positive must be one of {POSITIVE_KINDS}, got {positive!r}")
-    mined = _open_mined(corpus_dir, mined_negatives, positive) if hard_negatives == "mined" else None
+    mined = _open_mined(corpus_dir, mined_negatives, positive) if hard_negatives == MINED else None
     keys: dict[str, int] = {}
     negative_keys: list[set[int]] | None = None
     langs = L.normalize_many(list(languages)) if languages else reader.corpus_languages(corpus_dir)

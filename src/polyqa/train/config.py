@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from polyqa import paths
-from polyqa.batching.pairs import POSITIVE_KINDS
+from polyqa.batching.pairs import MINED, POSITIVE_KINDS
 from polyqa.batching.planner import HYBRID, STRATEGIES, BatchingConfig
 from polyqa.errors import (
     ConfigError,
@@ -134,7 +134,7 @@ class TrainConfig:
         check_int("logging_steps", self.logging_steps, minimum=1)
         check_int("dataloader_num_workers", self.dataloader_num_workers, minimum=0)
         check_int("torch_threads", self.torch_threads, minimum=1, optional=True)
-        if self.hard_negatives != "mined":
+        if self.hard_negatives != MINED:
             check_bool("hard_negatives", self.hard_negatives)
         elif not isinstance(self.negatives, str) or not self.negatives.strip():
             raise ConfigError("hard_negatives: mined needs negatives, the folder polyqa mine-negatives wrote",
