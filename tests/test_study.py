@@ -359,7 +359,8 @@ def test_mined_negative_cells_mine_once_train_on_them_and_are_compared_with_in_b
                                 "titles": ["Normans", "Teacher"]}]},
         "language_order": ["en", "de"], "language_counts": [2], "strategies": ["hybrid"],
         "extra_cells": [{"n_languages": 2, "strategy": "hybrid", "hard_negatives": "mined"}],
-        "mining": {"model": str(encoder), "num_negatives": 2},
+        # a random tiny encoder scores everything alike: no margin, or nothing would be left
+        "mining": {"model": str(encoder), "num_negatives": 2, "relative_margin": None},
         "train": {"batch_size": 4, "max_steps": 1, "max_seq_length": 32, "positive": "sentence",
                   "checkpoint_steps": 100},
         "evaluate": [{"benchmark": "xquad-r", "data_dir": str(xquad_r_dir), "candidates": "sentence",
@@ -376,8 +377,8 @@ def test_mined_negative_cells_mine_once_train_on_them_and_are_compared_with_in_b
     mined_run = json.loads(Path(settings["work_dir"], "models",
                                 f"n2-hybrid-mined-capall-seed0-{rows['n2-hybrid-mined-capall-seed0']['train_key']}",
                                 "train", "run_record.json").read_text())
-    assert mined_run["config"]["hard_negatives"] == "mined"
-    assert mined_run["config"]["negatives"] == str(Path(settings["work_dir"], "negatives"))
+    assert mined_run["settings"]["hard_negatives"] == "mined"
+    assert mined_run["settings"]["negatives"] == str(Path(settings["work_dir"], "negatives"))
     report = Path(settings["results_dir"], "REPORT.md").read_text()
     assert "hybrid mined − hybrid" in report
     assert "| hybrid mined | 1 |" in report  # the recipe's row beside the in-batch hybrid at n=2
