@@ -36,14 +36,8 @@ import yaml
 
 from polyqa.cli import main as cli_main
 from polyqa.corpus.config import load_config
-from polyqa.corpus.job import (
-    MARKER_FILE,
-    BuildJob,
-    CorpusConflictError,
-    ManifestDamagedWarning,
-    build_corpus,
-    read_marker,
-)
+from polyqa.corpus.job import BuildJob, build_corpus
+from polyqa.corpus.output import MARKER_FILE, CorpusConflictError, ManifestDamagedWarning, read_marker
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.reader import SHARD_RE
 from polyqa.corpus.validate import validate_corpus

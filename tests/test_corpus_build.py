@@ -21,7 +21,8 @@ from polyqa.corpus.cards import license_note, render_card
 from polyqa.cli import main as cli_main
 from polyqa.corpus.config import BuildConfig, load_config
 from polyqa.corpus.ingest import WORK_DIR
-from polyqa.corpus.job import BuildJob, CorpusConflictError, build_corpus
+from polyqa.corpus.job import BuildJob, build_corpus
+from polyqa.corpus.output import CorpusConflictError
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.reader import iter_parallel, read_language, shard_paths
 from polyqa.corpus.schema import CORPUS_SCHEMA, PROJECTION_NONE, PROJECTION_SOURCE, QUARANTINE_SCHEMA

@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     from polyqa import languages as L
     from polyqa.languages import ENGLISH
-    from polyqa.corpus.job import CorpusConflictError, build_corpus
+    from polyqa.corpus.job import build_corpus
+    from polyqa.corpus.output import CorpusConflictError
     from polyqa.sources.base import SourceError
     from polyqa.sources.parallel_import import language_files
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     print(report.text())
     if report.ok and args.write_card:
         from polyqa.corpus.cards import write_cards
-        from polyqa.corpus.job import remember_card
+        from polyqa.corpus.output import remember_card
         from polyqa.corpus.manifest import Manifest
 
         for path in write_cards(folder, Manifest.load(folder), args.cards_dir):

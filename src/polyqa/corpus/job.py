@@ -23,12 +23,8 @@ What a user can rely on:
   drops the lock when a build dies, so a killed build leaves none behind. On object
   storage (``s3://``, ``gs://``; see :mod:`polyqa.storage`) the lock is a
   :class:`~polyqa.locking.LeaseLock`, checked before every manifest write.
-- Nothing of the user's is deleted. polyqa marks a folder it creates (or one it is
-  allowed into) with ``.polyqa-corpus.json``; it deletes only files it can prove it
-  wrote: the manifest, shard files, the quarantine, ``_work/``, its temporary files,
-  and ``README.md`` only while it is byte for byte a card polyqa wrote (the marker
-  keeps their checksums). A non-empty folder without the marker is refused unless
-  ``allow_non_empty``; ``overwrite`` is refused there too.
+- Nothing of the user's is deleted: what polyqa owns in the folder, and the only
+  deletions it makes there, are :mod:`polyqa.corpus.output`'s.
 - Crash anywhere, resume to the same bytes: every file appears under its name only
   once complete, the manifest lists a shard only after its file is in place, the
   next open removes temporary files of the dead build and rebuilds exactly the
@@ -42,37 +38,64 @@ What a user can rely on:
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from polyqa import __version__, paths, storage
+from polyqa import paths, storage
 from polyqa.corpus.config import BuildConfig, load_config
-from polyqa.corpus.engines import close_engines, get_engine, model_description, translate_segments
-from polyqa.corpus.ingest import WORK_DIR, ingest, quarantine_intact, read_stage_shard, work_dir
-from polyqa.corpus.manifest import MANIFEST_FILE, Manifest
-from polyqa.corpus.reader import SHARD_RE
-from polyqa.corpus.rows import ShardStats, is_imported, language_rows, shard_statistics, unique_segments
-from polyqa.corpus.validate import manifest_problem
+from polyqa.corpus.engines import (
+    close_engines,
+    get_engine,
+    model_description,
+    translate_segments,
+)
+from polyqa.corpus.ingest import (
+    WORK_DIR,
+    ingest,
+    quarantine_intact,
+    read_stage_shard,
+    work_dir,
+)
+from polyqa.corpus.manifest import Manifest
+from polyqa.corpus.output import (
+    CARD_FILE,
+    CorpusConflictError,
+    claim_output,
+    load_manifest,
+    names,
+    own_card,
+    refuse_foreign,
+    remember_card,
+    remove_own_files,
+    remove_shard_files,
+    remove_temporary,
+    stamp,
+    unlisted_shards,
+    write_marker,
+)
+from polyqa.corpus.rows import (
+    ShardStats,
+    is_imported,
+    language_rows,
+    shard_statistics,
+    unique_segments,
+)
 from polyqa.corpus.writer import (
-    QUARANTINE_FILE,
-    TEMPORARY_RE,
     WrittenShard,
-    temporary_files,
     to_corpus_table,
     write_shard,
 )
-from polyqa.errors import PolyqaError
-from polyqa.storage import atomic_write_bytes
-from polyqa.locking import HOLDER_FILE, LOCK_FILE, LeaseLock, OutputLock, OutputLockedError, is_lock_name, output_lock
+from polyqa.locking import (
+    LeaseLock,
+    OutputLock,
+    OutputLockedError,
+    output_lock,
+)
 from polyqa.storage import AnyPath
 from polyqa.translate.engine import TranslationStats
 
@@ -81,14 +104,6 @@ Log = Callable[[str], None]
 
 def _silent(_: str) -> None:
     pass
-
-
-class CorpusConflictError(PolyqaError):
-    """The output folder holds another corpus, or files that are not polyqa's."""
-
-
-class ManifestDamagedWarning(UserWarning):
-    """The manifest could not be read; it was set aside and the corpus is built again."""
 
 
 @dataclass(frozen=True)
@@ -168,175 +183,6 @@ def build_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, unit
     return write_unit(config, output, assemble_unit(config, output, unit))
 
 
-# -- the output folder: what polyqa owns in it ---------------------------------------------------
-
-MARKER_FILE = ".polyqa-corpus.json"  # written when polyqa creates (or is allowed into) a folder
-CARD_FILE = "README.md"
-LOCK_NAMES = (LOCK_FILE, HOLDER_FILE)
-# Names a build writes at the top of the folder; a folder polyqa is allowed into must not hold them.
-CORPUS_NAMES = (MANIFEST_FILE, QUARANTINE_FILE, CARD_FILE, WORK_DIR)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _stamp() -> str:
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
-
-
-def _names(paths_: list[AnyPath], limit: int = 5) -> str:
-    names = sorted(p.name + ("/" if p.is_dir() else "") for p in paths_)
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def read_marker(output: AnyPath) -> dict[str, Any] | None:
-    """The folder's polyqa marker; None when there is none (a damaged one still proves the folder is polyqa's)."""
-    try:
-        data = json.loads((output / MARKER_FILE).read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_marker(output: AnyPath, marker: Mapping[str, Any]) -> None:
-    atomic_write_bytes(output / MARKER_FILE, (json.dumps(marker, indent=2) + "\n").encode("utf-8"))
-
-
-def _older_corpus(output: AnyPath) -> bool:
-    """A corpus polyqa built before folders were marked: a manifest with polyqa's own keys."""
-    try:
-        data = json.loads((output / MANIFEST_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"schema_version", "shards", "config_fingerprint"} <= set(data)
-
-
-def _refuse_foreign(output: AnyPath, *, overwrite: bool, allow_non_empty: bool) -> list[AnyPath] | None:
-    """None for a folder polyqa made; else the files in it, after refusing what may not be done there."""
-    if read_marker(output) is not None or _older_corpus(output):
-        return None
-    # Lock files and polyqa's temporary files (of a build that just started, or died) are not the user's.
-    others = [p for p in output.iterdir() if not is_lock_name(p.name) and not TEMPORARY_RE.match(p.name)]
-    if any(p.name == MARKER_FILE for p in others):  # written since we looked (a build starting right now)
-        return None
-    if others and overwrite and not allow_non_empty:
-        raise CorpusConflictError(
-            f"--overwrite deletes only a corpus polyqa created, and polyqa did not create this folder: it holds "
-            f"{_names(others)}; not deleting anything", where=str(output),
-            todo="choose another --output, or empty the folder yourself")
-    if others and not allow_non_empty:
-        raise CorpusConflictError(
-            f"the output folder is not empty and polyqa did not create it: it holds {_names(others)}",
-            where=str(output),
-            todo="choose a new or empty folder, or pass --allow-non-empty to build beside these files")
-    clashes = [p for p in others if p.name in CORPUS_NAMES or p.name.startswith("lang=")]
-    if clashes:
-        raise CorpusConflictError(
-            f"the output folder holds files under names a corpus uses ({_names(clashes)}), which a build would "
-            "overwrite", where=str(output), todo="move them elsewhere, or choose another --output")
-    return others
-
-
-def _claim_output(output: AnyPath, *, overwrite: bool, allow_non_empty: bool, log: Log) -> dict[str, Any]:
-    """The folder's marker, writing one when polyqa may use the folder; refuses folders that are not polyqa's."""
-    others = _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
-    marker = read_marker(output)
-    if others is None and marker is None:  # a corpus built before folders were marked
-        marker = {"polyqa": __version__, "created": None, "marked": _now()}
-        _write_marker(output, marker)
-    if marker is not None:
-        return marker
-    assert others is not None
-    marker = {"polyqa": __version__, "created": _now(), "beside": sorted(p.name for p in others)[:20]}
-    _write_marker(output, marker)
-    if others:
-        log(f"{output}: building beside {len(others)} files that are not polyqa's ({_names(others)}); "
-            "they are never touched")
-    return marker
-
-
-def remember_card(output: str | Path, marker: dict[str, Any] | None = None) -> None:
-    """Record README.md, as it is now, as a card polyqa wrote (a build replaces or removes only those)."""
-    output = storage.as_path(output)
-    marker = marker if marker is not None else (read_marker(output) or {"polyqa": __version__, "created": None})
-    sha256 = hashlib.sha256((output / CARD_FILE).read_bytes()).hexdigest()
-    marker["cards"] = [*(c for c in marker.get("cards") or [] if c != sha256), sha256][-10:]
-    _write_marker(output, marker)
-
-
-def _own_card(output: AnyPath, marker: Mapping[str, Any]) -> bool:
-    """True when README.md is byte for byte a card polyqa wrote here."""
-    card = output / CARD_FILE
-    if not card.is_file():
-        return False
-    return hashlib.sha256(card.read_bytes()).hexdigest() in (marker.get("cards") or [])
-
-
-def _remove_temporary(output: AnyPath, log: Log) -> None:
-    found = temporary_files(output)
-    for path in found:
-        path.unlink(missing_ok=True)
-    if found:
-        log(f"{output}: removed {len(found)} temporary files of an interrupted build ({_names(found)})")
-
-
-def shard_files(output: AnyPath) -> list[AnyPath]:
-    """Every file named like a shard in the folder's lang= partitions."""
-    return sorted(p for d in output.glob("lang=*") if d.is_dir() for p in d.iterdir()
-                  if SHARD_RE.match(p.name) and p.is_file())
-
-
-def _unlisted_shards(output: AnyPath, manifest: Manifest) -> list[AnyPath]:
-    listed = {(output / e["path"]).resolve() for e in manifest.shards}
-    return [p for p in shard_files(output) if p.resolve() not in listed]
-
-
-def _remove_shard_files(output: AnyPath, files: list[AnyPath]) -> None:
-    for path in files:
-        path.unlink(missing_ok=True)
-    for folder in {path.parent for path in files}:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def _remove_own_files(output: AnyPath, marker: Mapping[str, Any], log: Log) -> None:
-    """Delete the corpus polyqa wrote here (for ``overwrite`` or a refresh); every other file stays."""
-    removed = [p for p in (output / MANIFEST_FILE, output / QUARANTINE_FILE) if p.is_file()]
-    if _own_card(output, marker):
-        removed.append(output / CARD_FILE)
-    for path in removed:
-        path.unlink()
-    shards = shard_files(output)
-    _remove_shard_files(output, shards)
-    if (output / WORK_DIR).is_dir():
-        storage.rmtree(output / WORK_DIR)
-    kept = [p for p in output.iterdir() if not is_lock_name(p.name) and p.name != MARKER_FILE]
-    log(f"{output}: removed the previous corpus ({len(removed) + len(shards)} files)"
-        + (f"; kept {len(kept)} that polyqa did not write ({_names(kept)})" if kept else ""))
-
-
-def _load_manifest(output: AnyPath, log: Log) -> Manifest | None:
-    """The manifest, or None; one that cannot be read is set aside (renamed, never deleted) with a warning."""
-    try:
-        manifest = Manifest.load(output)
-        problem = manifest_problem(manifest) if manifest is not None else None
-    except ValueError as exc:
-        problem = str(exc)
-    if problem is None:
-        return manifest
-    target = output / f"{MANIFEST_FILE}.damaged-{_stamp()}"
-    storage.move(output / MANIFEST_FILE, target)
-    message = (f"{output / MANIFEST_FILE} is damaged ({problem}); moved to {target.name} and building the "
-               "corpus again (translations come from the cache)")
-    log(message)
-    warnings.warn(message, ManifestDamagedWarning, stacklevel=3)
-    return None
-
-
 def _pending(manifest: Manifest, output: AnyPath, languages: list[str], n_shards: int) -> list[Unit]:
     """Units not in the manifest, or whose file fails its checksum."""
     return [Unit(k, lang, n_shards) for k in range(n_shards) for lang in languages
@@ -386,7 +232,7 @@ class BuildJob:
             raise CorpusConflictError("the output is a file, not a folder", where=str(output),
                                       todo="pass a new folder, or a corpus folder, as --output")
         if output.is_dir():  # refused before the lock file is made, so a refused folder is left as it was
-            _refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
+            refuse_foreign(output, overwrite=overwrite, allow_non_empty=allow_non_empty)
         what = f"polyqa build-corpus ({config.name})"
         try:
             lock = output_lock(output, what).acquire()
@@ -406,16 +252,16 @@ class BuildJob:
     @classmethod
     def _open_locked(cls, config: BuildConfig, output: AnyPath, lock: OutputLock | LeaseLock, *, overwrite: bool, refresh: bool,
                      allow_non_empty: bool, cards_dir: str | Path | None, log: Log, started: float) -> BuildJob:
-        marker = _claim_output(output, overwrite=overwrite, allow_non_empty=allow_non_empty, log=log)
-        _remove_temporary(output, log)  # we hold the lock: whoever wrote them is gone
+        marker = claim_output(output, overwrite=overwrite, allow_non_empty=allow_non_empty, log=log)
+        remove_temporary(output, log)  # we hold the lock: whoever wrote them is gone
         fingerprint = config.fingerprint()
-        manifest = _load_manifest(output, log)
+        manifest = load_manifest(output, log)
         stale = refresh and not overwrite and manifest is not None \
             and manifest.get("config_fingerprint") != fingerprint
         if stale:
             log(f"{output}: configuration changed; rebuilding (cached translations are reused)")
         if overwrite or stale:
-            _remove_own_files(output, marker, log)
+            remove_own_files(output, marker, log)
             manifest = None
         if manifest is not None and manifest.get("config_fingerprint") != fingerprint:
             raise CorpusConflictError(
@@ -425,8 +271,8 @@ class BuildJob:
         job = dict(cards_dir=cards_dir, log=log, started=started, lock=lock, marker=marker)
         if manifest is not None and manifest.complete and quarantine_intact(output, manifest.get("quarantine")) \
                 and not _pending(manifest, output, config.all_languages, manifest.n_shards):
-            untidy = (output / WORK_DIR).exists() or not _own_card(output, marker) or \
-                bool(_unlisted_shards(output, manifest))
+            untidy = (output / WORK_DIR).exists() or not own_card(output, marker) or \
+                bool(unlisted_shards(output, manifest))
             if not untidy:
                 log(f"{output}: complete and verified; nothing to do")
                 return cls(config, output, manifest, [], up_to_date=True, **job)
@@ -447,10 +293,6 @@ class BuildJob:
     @property
     def total_units(self) -> int:
         return self.manifest.n_shards * len(self.config.all_languages)
-
-    @property
-    def holds_lock(self) -> bool:
-        return self._lock is not None and self._lock.held
 
     def build_unit(self, unit: Unit) -> UnitResult:
         """Build and write ``unit`` in this process (elsewhere: :func:`build_unit` with this config and output)."""
@@ -478,13 +320,13 @@ class BuildJob:
             self._check_lock()
             self.manifest.save(self.output)
             self._write_cards()
-            stray = _unlisted_shards(self.output, self.manifest)
+            stray = unlisted_shards(self.output, self.manifest)
             if stray:  # named like shards but not this corpus' (an older shard count, a removed language)
-                _remove_shard_files(self.output, stray)
+                remove_shard_files(self.output, stray)
                 self.log(f"{self.output}: removed {len(stray)} shard files the manifest does not list "
-                         f"({_names(stray)})")
+                         f"({names(stray)})")
             storage.rmtree(work_dir(self.output), ignore_errors=True)
-            _remove_temporary(self.output, self.log)
+            remove_temporary(self.output, self.log)
             close_engines()  # the models are not needed once every unit is built
             return self.manifest
         finally:
@@ -495,14 +337,14 @@ class BuildJob:
         from polyqa.corpus.cards import render_card, write_cards
 
         card = self.output / CARD_FILE
-        if card.exists() and not _own_card(self.output, self._marker):
-            kept = card.with_name(f"{CARD_FILE}.kept-{_stamp()}")
+        if card.exists() and not own_card(self.output, self._marker):
+            kept = card.with_name(f"{CARD_FILE}.kept-{stamp()}")
             storage.move(card, kept)
             self.log(f"{card} was not written by polyqa (edited or put there); kept as {kept.name}")
         # Recorded before the card is written, so a build killed in between still knows the card is its own.
         expected = hashlib.sha256(render_card(self.manifest, self.output).encode("utf-8")).hexdigest()
         self._marker["cards"] = [*(c for c in self._marker.get("cards") or [] if c != expected), expected][-10:]
-        _write_marker(self.output, self._marker)
+        write_marker(self.output, self._marker)
         cards_dir = self.cards_dir if self.cards_dir is not None else self.config.card_dir
         write_cards(self.output, self.manifest, paths.expand(cards_dir) if cards_dir else None)
         remember_card(self.output, self._marker)

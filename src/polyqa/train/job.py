@@ -40,7 +40,7 @@ from typing import Any
 from polyqa.batching.pairs import TrainingPairs, load_training_pairs
 from polyqa.batching.planner import BatchPlanner
 from polyqa.corpus.reader import require_corpus
-from polyqa.errors import ConfigError, PolyqaError
+from polyqa.errors import ConfigError
 from polyqa.locking import OutputLock
 from polyqa.train import record as rec
 from polyqa.train import trainer as st
