@@ -72,6 +72,31 @@ def test_translate_many_dedups_and_normalises(engine):
     assert delta["target_tokens"] > 0 and delta["source_tokens"] > 0
 
 
+def test_each_call_returns_its_own_work_while_another_thread_translates(engine):
+    """Two threads share one engine: each call's statistics are its own, and they sum to the engine's."""
+    import threading
+
+    before = dataclasses.replace(engine.stats)
+    calls = {"a": ["A dog sleeps.", "A cat runs."] * 3, "b": ["The sun rises over hills.", "", "Rain falls."]}
+    got = {}
+
+    def run(name):
+        got[name] = engine.translate_counted(calls[name], "en", ["fr"])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    a, b = got["a"][1], got["b"][1]
+    assert (a.segments_requested, a.unique_segments, a.translated) == (6, 2, 2)
+    assert (b.segments_requested, b.unique_segments, b.translated) == (3, 2, 2)
+    assert got["a"][0]["fra_Latn"][0] == got["a"][0]["fra_Latn"][2] != "" and got["b"][0]["fra_Latn"][1] == ""
+    summed = TranslationStats().add(before).add(a).add(b)
+    assert {k: round(v, 6) for k, v in summed.as_dict().items()} == \
+        {k: round(v, 6) for k, v in engine.stats.as_dict().items()}
+
+
 def test_empty_input_never_calls_the_model(engine):
     translated = engine.stats.translated
     assert engine.translate(["", " ", "\n"], "en", "de") == ["", "", ""]
@@ -177,7 +202,7 @@ LONG_SENTENCE = ("The lighthouse keeper, who had lived on the island for more th
 
 
 def test_split_pieces_prefers_clause_then_word_boundaries():
-    from polyqa.translate.engine import split_pieces
+    from polyqa.translate.batching import split_pieces
 
     pieces = ["\u2581a", "b", ",", "\u2581c", "d", "\u2581e", "f", "\u2581g", "h", "i"]
     assert split_pieces(pieces, 20) == [pieces]
@@ -205,7 +230,7 @@ def test_long_segments_never_crash_the_model_and_are_translated_in_parts(tiny_mo
 
 
 def test_batches_are_even_and_keep_every_worker_busy():
-    from polyqa.translate.engine import plan_batches
+    from polyqa.translate.batching import plan_batches
 
     # A greedy cut under the budget gives 51 + 12 sentences: one worker of two would idle most of the time.
     assert plan_batches([40] * 63, 2048, 2) == [(0, 32), (32, 63)]

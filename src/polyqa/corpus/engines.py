@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 from polyqa.corpus.config import BuildConfig
@@ -20,7 +20,6 @@ MODEL_LICENSES = {"facebook/nllb-200": "CC-BY-NC-4.0", "tiny": "Apache-2.0 (rand
 
 _ENGINES: dict[str, Any] = {}
 _ENGINES_LOCK = threading.Lock()
-_TRANSLATE_LOCKS: dict[int, threading.Lock] = {}
 
 
 def model_license(model: str | None) -> str | None:
@@ -41,7 +40,6 @@ def get_engine(config: BuildConfig):
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = _make_engine(config)
-            _TRANSLATE_LOCKS[id(_ENGINES[key])] = threading.Lock()
         return _ENGINES[key]
 
 
@@ -76,7 +74,6 @@ def close_engines() -> None:
         for engine in _ENGINES.values():
             engine.close()
         _ENGINES.clear()
-        _TRANSLATE_LOCKS.clear()
 
 
 def model_description(config: BuildConfig, engine: Any | None) -> dict[str, Any]:
@@ -100,11 +97,6 @@ def model_description(config: BuildConfig, engine: Any | None) -> dict[str, Any]
 
 def translate_segments(engine: Any, segments: list[str], lang: str) -> tuple[dict[str, str], TranslationStats]:
     """Translate English segments into ``lang``: {English: translation} and the engine work of this call."""
-    lock = _TRANSLATE_LOCKS.setdefault(id(engine), threading.Lock())
-    with lock:  # so the stats delta belongs to this call alone
-        before = engine.stats.as_dict()
-        out = engine.translate_many(segments, ENGLISH, [lang])[lang]
-        after = engine.stats.as_dict()
-    delta = {f.name: after[f.name] - before[f.name] for f in fields(TranslationStats)}
-    delta["seconds"] = round(delta["seconds"], 3)
-    return dict(zip(segments, out)), TranslationStats(**delta)
+    translations, stats = engine.translate_counted(segments, ENGLISH, [lang])
+    stats.seconds = round(stats.seconds, 3)
+    return dict(zip(segments, translations[lang])), stats

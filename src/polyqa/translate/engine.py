@@ -5,7 +5,7 @@ languages. Work is done once per unique (segment, target): segments found in
 the persistent cache are not translated again, the rest are tokenised once with
 the model's own tokenizer (its ``tokenizer.json``), sorted by length, cut into
 batches under a token budget, as many as keep every CTranslate2 worker busy and
-of even size (``plan_batches``), and submitted asynchronously. Results go back
+of even size (:mod:`polyqa.translate.batching`), and submitted asynchronously. Results go back
 to the caller's order and into the cache as each batch finishes, so an
 interrupted job resumes where it stopped.
 
@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polyqa.languages import normalize
+from polyqa.translate.batching import join_parts, plan_batches, split_pieces
 from polyqa.translate.cache import TranslationCache
 from polyqa.translate.convert import model_max_positions, resolve_model
 
@@ -81,7 +83,7 @@ class DecodingSettings:
 
 @dataclass
 class TranslationStats:
-    """Cumulative counters; ``add`` merges another engine's stats, ``as_dict`` is JSON-able."""
+    """Counters of translation work (of one call, or summed); ``add`` merges another's, ``as_dict`` is JSON-able."""
 
     segments_requested: int = 0  # (segment, target) pairs asked for, duplicates and empties included
     unique_segments: int = 0  # unique non-empty (segment, target) pairs
@@ -148,70 +150,6 @@ def default_threads(device: str, device_index: int | Sequence[int]) -> tuple[int
     return 1, 1
 
 
-CLAUSE_END = (",", ";", ":", "،", "、", "，", "；", ")", "-", "–", "—")
-
-
-def split_pieces(pieces: list[str], limit: int) -> list[list[str]]:
-    """Token pieces cut into runs of at most ``limit``, each ending at a clause boundary when there is one.
-
-    A boundary is a piece ending with a clause mark (comma, semicolon, ...); failing that, the
-    start of a word (a piece starting with sentencepiece's word marker); failing that, anywhere.
-    """
-    if len(pieces) <= limit:
-        return [pieces]
-    parts: list[list[str]] = []
-    start = 0
-    while len(pieces) - start > limit:
-        window = range(start + limit, start + max(limit // 3, 1), -1)  # candidate ends, longest first
-        end = next((e for e in window if pieces[e - 1].endswith(CLAUSE_END)), None)
-        if end is None:
-            end = next((e for e in window if pieces[e].startswith("▁")), start + limit)
-        parts.append(pieces[start:end])
-        start = end
-    parts.append(pieces[start:])
-    return parts
-
-
-def _cut(widths: Sequence[int], cap: int) -> list[tuple[int, int]]:
-    """Greedy cut of widths sorted longest first into runs whose padded size (count x first width) stays
-    within ``cap`` (a single longer item gets a run of its own): (start, end) of each run."""
-    cuts, start = [], 0
-    for i in range(1, len(widths) + 1):
-        if i == len(widths) or (i + 1 - start) * widths[start] > cap:
-            cuts.append((start, i))
-            start = i
-    return cuts
-
-
-def plan_batches(widths: Sequence[int], budget: int, workers: int) -> list[tuple[int, int]]:
-    """Batches of items sorted longest first: (start, end) runs under a padded-token ``budget``.
-
-    As few batches as the budget allows, raised to a multiple of ``workers`` (never more than
-    one per item), and cut so their padded sizes are as even as can be: a greedy cut under the
-    budget can leave one worker a lone big batch while the others sit idle at the end.
-    """
-    if not widths:
-        return []
-    fewest = len(_cut(widths, budget))
-    wanted = min(len(widths), -(-fewest // max(workers, 1)) * max(workers, 1))
-    # The least cap whose greedy cut needs no more than ``wanted`` batches: the most even cut.
-    low, high = max(widths), max(budget, max(widths))
-    while low < high:
-        middle = (low + high) // 2
-        if len(_cut(widths, middle)) <= wanted:
-            high = middle
-        else:
-            low = middle + 1
-    return _cut(widths, low)
-
-
-def join_parts(parts: list[str], lang: str) -> str:
-    """Translations of the parts of one long segment, joined as the language writes them."""
-    from polyqa.segment import join_translated
-
-    return join_translated(parts, lang)[0] if len(parts) > 1 else parts[0]
-
-
 class TranslationEngine:
     def __init__(
         self,
@@ -268,7 +206,10 @@ class TranslationEngine:
             self.cache, self._owns_cache = cache, False
         else:
             self.cache, self._owns_cache = TranslationCache(cache), True
-        self.stats = TranslationStats()
+        self.stats = TranslationStats()  # every call's work, summed
+        # One call at a time: a call already keeps every CTranslate2 worker busy, and the cache
+        # connection is shared.
+        self._calls = threading.Lock()
         self.model_info.update(
             device=device,
             device_index=self.device_index,
@@ -327,40 +268,52 @@ class TranslationEngine:
     def translate_many(
         self, segments: Sequence[str], source: str, targets: Sequence[str], *, progress: bool = False
     ) -> dict[str, list[str]]:
-        """Translations of ``segments`` into each target (keys: normalised NLLB codes).
+        """Translations of ``segments`` into each target (keys: normalised NLLB codes); see :meth:`translate_counted`."""
+        return self.translate_counted(segments, source, targets, progress=progress)[0]
+
+    def translate_counted(
+        self, segments: Sequence[str], source: str, targets: Sequence[str], *, progress: bool = False
+    ) -> tuple[dict[str, list[str]], TranslationStats]:
+        """Translations of ``segments`` into each target, and the work of this call alone.
 
         Each unique non-empty (segment, target) is translated at most once and
         only if the cache does not have it. Empty segments give "" and a target
         equal to the source gives the segments back unchanged.
         """
-        started = time.perf_counter()
-        src = self._language_token(source)
-        tgts = list(dict.fromkeys(self._language_token(t) for t in targets))
-        segments = list(segments)
-        self.stats.segments_requested += len(segments) * len(tgts)
-        unique = [s for s in dict.fromkeys(segments) if s.strip()]
+        stats = TranslationStats()
+        with self._calls:
+            started = time.perf_counter()
+            src = self._language_token(source)
+            tgts = list(dict.fromkeys(self._language_token(t) for t in targets))
+            segments = list(segments)
+            stats.segments_requested += len(segments) * len(tgts)
+            unique = [s for s in dict.fromkeys(segments) if s.strip()]
 
-        done: dict[str, dict[str, str]] = {}
-        jobs: list[tuple[str, str]] = []  # (segment, target) still to translate
-        for tgt in tgts:
-            if tgt == src:
-                done[tgt] = {s: s for s in unique}
-                continue
-            self.stats.unique_segments += len(unique)
-            hits = self.cache.get_many(self.key_prefix(src, tgt), unique) if self.cache is not None else {}
-            self.stats.cache_hits += len(hits)
-            done[tgt] = hits
-            misses = [s for s in unique if s not in hits]
-            for observer in list(_OBSERVERS):
-                observer(src, tgt, misses)
-            jobs.extend((s, tgt) for s in misses)
+            done: dict[str, dict[str, str]] = {}
+            jobs: list[tuple[str, str]] = []  # (segment, target) still to translate
+            for tgt in tgts:
+                if tgt == src:
+                    done[tgt] = {s: s for s in unique}
+                    continue
+                stats.unique_segments += len(unique)
+                hits = self.cache.get_many(self.key_prefix(src, tgt), unique) if self.cache is not None else {}
+                stats.cache_hits += len(hits)
+                done[tgt] = hits
+                misses = [s for s in unique if s not in hits]
+                for observer in list(_OBSERVERS):
+                    observer(src, tgt, misses)
+                jobs.extend((s, tgt) for s in misses)
+            try:
+                if jobs:
+                    self._run(jobs, src, done, progress, stats)
+            finally:  # work done before a failure is counted too
+                stats.seconds += time.perf_counter() - started
+                self.stats.add(stats)
+        translations = {tgt: [done[tgt].get(s, "") if s.strip() else "" for s in segments] for tgt in tgts}
+        return translations, stats
 
-        if jobs:
-            self._run(jobs, src, done, progress)
-        self.stats.seconds += time.perf_counter() - started
-        return {tgt: [done[tgt].get(s, "") if s.strip() else "" for s in segments] for tgt in tgts}
-
-    def _run(self, jobs: list[tuple[str, str]], src: str, done: dict[str, dict[str, str]], progress: bool) -> None:
+    def _run(self, jobs: list[tuple[str, str]], src: str, done: dict[str, dict[str, str]], progress: bool,
+             stats: TranslationStats) -> None:
         from tqdm.auto import tqdm
 
         limit = self.max_input_tokens - 2  # room for the language code and </s>
@@ -369,7 +322,7 @@ class TranslationEngine:
         for text, pieces in zip(texts, self._pieces(texts)):
             parts = split_pieces(pieces, limit)
             if len(parts) > 1:
-                self.stats.split_inputs += 1
+                stats.split_inputs += 1
                 self.split_segments.add(text)
                 logger.warning("source of %d tokens translated in %d parts: %.60r...", len(pieces) + 2,
                                len(parts), text)
@@ -385,7 +338,7 @@ class TranslationEngine:
         order = sorted(range(len(units)), key=lambda u: (-len(tokens(units[u])), jobs[units[u][0]][1]))
         widths = [len(tokens(units[u])) for u in order]
         batches = [order[a:b] for a, b in plan_batches(widths, self.decoding.max_batch_tokens, self.num_workers)]
-        self.stats.batches += len(batches)
+        stats.batches += len(batches)
 
         pending: dict[str, list[tuple[str, str]]] = {}
         partial: dict[int, dict[int, tuple[str, int]]] = {}  # job -> part -> (text, output tokens)
@@ -426,9 +379,9 @@ class TranslationEngine:
                     translation = join_parts([got[i][0] for i in range(n_parts)], tgt)
                     done[tgt][segment] = translation
                     pending.setdefault(tgt, []).append((segment, translation))
-                    self.stats.translated += 1
-                    self.stats.source_tokens += sum(len(t) for t in parts_of[segment])
-                    self.stats.target_tokens += sum(got[i][1] for i in range(n_parts))
+                    stats.translated += 1
+                    stats.source_tokens += sum(len(t) for t in parts_of[segment])
+                    stats.target_tokens += sum(got[i][1] for i in range(n_parts))
                     finished += 1
                 bar.update(finished)
                 if time.monotonic() - last_flush > 5.0:
