@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from polyqa.evaluate.benchmark import BenchmarkFormatError, load_benchmark
-from polyqa.evaluate.lareqa import load_lareqa, read_titles, resolve_lareqa_dir, write_lareqa_from_flat
+from polyqa.evaluate.lareqa import load_lareqa, resolve_lareqa_dir, write_lareqa_from_flat
+from polyqa.splits import read_titles
 from polyqa.evaluate.miracl import load_miracl
 
 FIXTURES = Path(__file__).parent / "fixtures"

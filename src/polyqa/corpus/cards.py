@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from polyqa import languages as L
-from polyqa import storage
+from polyqa import markdown, storage
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.schema import PROJECTION_KINDS
 from polyqa.storage import atomic_write_bytes
@@ -139,8 +139,7 @@ def language_table(manifest: Manifest) -> str:
     """The language rows as a markdown table, then what the columns mean."""
     table = language_rows(manifest)
     head = list(table[0]) if table else ["language"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row[k] for k in head) + " |" for row in table]
+    lines = markdown.table(head, ([row[k] for k in head] for row in table))
     lines += ["",
               "*answer sentence*: rows whose `answer_sentence` is set. Passages are translated sentence by",
               "sentence, so a translated row keeps the English answer's sentence index",
@@ -178,33 +177,28 @@ def flags_table(manifest: Manifest) -> str:
     flags = sorted({f for s in stats.values() for f in s.get("quality_flags", {})})
     if not flags:
         return "No quality check failed."
-    lines = ["| language | " + " | ".join(flags) + " |", "|" + "---|" * (len(flags) + 1)]
-    for code in manifest.languages:
+    def row(code: str) -> list[str]:
         s = stats.get(code, {})
-        rows = s.get("rows", 0)
-        lines.append(f"| `{code}` | " + " | ".join(_pct(s.get("quality_flags", {}).get(f, 0), rows) for f in flags) + " |")
-    return "\n".join(lines)
+        return [f"`{code}`", *(_pct(s.get("quality_flags", {}).get(f, 0), s.get("rows", 0)) for f in flags)]
+
+    return "\n".join(markdown.table(["language", *flags], (row(code) for code in manifest.languages)))
 
 
 def sources_table(manifest: Manifest) -> str:
-    lines = ["| source | kind | license | read | kept | quarantined | duplicates | excluded (leakage) "
-             "| outside selected articles |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for s in manifest.sources():
-        lines.append(f"| {s['name']} | {s['kind']} | {s.get('license') or 'unknown'} | {s.get('read', 0)} | "
-                     f"{s.get('kept', 0)} | {s.get('quarantined', 0)} | {s.get('duplicates', 0)} | "
-                     f"{s.get('leakage_excluded', 0)} | {s.get('title_excluded', 0)} |")
-    return "\n".join(lines)
+    head = ["source", "kind", "license", "read", "kept", "quarantined", "duplicates", "excluded (leakage)",
+            "outside selected articles"]
+    rows = ([s["name"], s["kind"], s.get("license") or "unknown", s.get("read", 0), s.get("kept", 0),
+             s.get("quarantined", 0), s.get("duplicates", 0), s.get("leakage_excluded", 0), s.get("title_excluded", 0)]
+            for s in manifest.sources())
+    return "\n".join(markdown.table(head, rows))
 
 
 def quarantine_section(manifest: Manifest) -> str:
     rows = manifest.quarantine_rows()
     if not rows:
         return "No rows were quarantined."
-    lines = [f"{rows} source rows could not be used and are kept with their reason in `quarantine.arrow`:", "",
-             "| reason | rows |", "|---|---|"]
-    for reason, count in sorted(manifest.quarantine_reasons().items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {reason} | {count} |")
+    lines = [f"{rows} source rows could not be used and are kept with their reason in `quarantine.arrow`:", ""]
+    lines += markdown.table(["reason", "rows"], sorted(manifest.quarantine_reasons().items(), key=lambda kv: -kv[1]))
     return "\n".join(lines)
 
 

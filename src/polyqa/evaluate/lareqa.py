@@ -233,24 +233,6 @@ def load_lareqa(
     )
 
 
-def read_titles(path: str | Path) -> set[str]:
-    """Article titles from a text file (one per line, '#' comments) or a JSON list."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BenchmarkFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): "
-                                   "save the titles file as UTF-8") from None
-    if Path(path).suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BenchmarkFormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
-            raise BenchmarkFormatError(f"{path}: expected a JSON list of title strings")
-        return set(data)
-    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
-
-
 _LAREQA_PROTOCOL = {"score": score_lareqa, "summarize": summarize_lareqa,
                     "options": ("titles", "exclude_titles"), "contexts": True}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polyqa import languages as langs
+from polyqa import markdown
 from polyqa.encoders import resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark
 from polyqa.evaluate.config import output_paths
@@ -326,49 +327,44 @@ def render_markdown(result: dict) -> str:
     langs_ = result["languages"]
     if not has_language_pairs(result):
         mono = settings["monolingual"]
-        lines += ["| language | nDCG@10 | Recall@100 | queries |", "|---|---|---|---|"]
-        for lang in langs_:
-            v = mono["per_language"][lang]
-            lines.append(f"| {_short(lang, result)} | {_fmt(v['nDCG@10'])} | {_fmt(v['Recall@100'])} | {v['queries']} |")
-        lines.append(f"| **mean** | **{_fmt(mono['nDCG@10'])}** | **{_fmt(mono['Recall@100'])}** | {mono['queries']} |")
+        rows = [[_short(lang, result), _fmt(v["nDCG@10"]), _fmt(v["Recall@100"]), v["queries"]]
+                for lang, v in ((lang, mono["per_language"][lang]) for lang in langs_)]
+        rows.append(["**mean**", f"**{_fmt(mono['nDCG@10'])}**", f"**{_fmt(mono['Recall@100'])}**", mono["queries"]])
+        lines += markdown.table(["language", "nDCG@10", "Recall@100", "queries"], rows)
         return "\n".join(lines) + "\n"
     mono, cross, multi = settings["monolingual"], settings["cross-lingual"], settings["multilingual"]
     rd = result["rank_distance"]
     lines += ["## Summary (mAP, macro-averaged)", "",
               "mAP@20 is XTREME-R's variant: only relevant candidates ranked within the top 20 count.", "",
-              "| setting | mAP | mAP@20 | R@1 | R@10 |", "|---|---|---|---|---|"]
-    for name, s in (("monolingual", mono), ("cross-lingual", cross), ("multilingual", multi)):
-        lines.append(f"| {name} | {_fmt(s['mAP'])} | {_fmt(s.get('mAP@20'))} | {_fmt(s.get('R@1'))} "
-                     f"| {_fmt(s.get('R@10'))} |")
+              ]
+    lines += markdown.table(["setting", "mAP", "mAP@20", "R@1", "R@10"],
+                            ([name, _fmt(s["mAP"]), _fmt(s.get("mAP@20")), _fmt(s.get("R@1")), _fmt(s.get("R@10"))]
+                             for name, s in (("monolingual", mono), ("cross-lingual", cross), ("multilingual", multi))))
     lines += ["", f"Rank distance (multilingual pool, lower is better): **{_fmt(rd['mean'], 1)}**", ""]
     lines += ["## Per query language", "",
-              "| language | mono mAP | mono R@1 | mono R@10 | multi mAP | multi R@10 | cross mAP (as query) | rank distance |",
-              "|---|---|---|---|---|---|---|---|"]
-    for lang in langs_:
-        row_cross = _mean(cross["per_pair"][lang].values())
-        lines.append(
-            f"| {_short(lang, result)} | {_fmt(mono['per_language'][lang])} | "
-            f"{_fmt(mono['recall_per_language']['R@1'][lang])} | {_fmt(mono['recall_per_language']['R@10'][lang])} | "
-            f"{_fmt(multi['per_language'][lang])} | {_fmt(multi['recall_per_language']['R@10'][lang])} | "
-            f"{_fmt(row_cross)} | {_fmt(rd['per_language'][lang], 1)} |"
-        )
+              ]
+    lines += markdown.table(
+        ["language", "mono mAP", "mono R@1", "mono R@10", "multi mAP", "multi R@10", "cross mAP (as query)",
+         "rank distance"],
+        ([_short(lang, result), _fmt(mono["per_language"][lang]), _fmt(mono["recall_per_language"]["R@1"][lang]),
+          _fmt(mono["recall_per_language"]["R@10"][lang]), _fmt(multi["per_language"][lang]),
+          _fmt(multi["recall_per_language"]["R@10"][lang]), _fmt(_mean(cross["per_pair"][lang].values())),
+          _fmt(rd["per_language"][lang], 1)] for lang in langs_))
     lines += ["", "## Cross-lingual mAP (rows: query language, columns: candidate language; diagonal: monolingual)", ""]
-    lines.append("| query \\ candidates | " + " | ".join(_short(c, result) for c in langs_) + " |")
-    lines.append("|---" * (len(langs_) + 1) + "|")
-    for q in langs_:
-        cells = [_fmt(mono["per_language"][q]) if c == q else _fmt(cross["per_pair"][q][c]) for c in langs_]
-        lines.append(f"| {_short(q, result)} | " + " | ".join(cells) + " |")
+    lines += markdown.table(
+        ["query \\ candidates", *(_short(c, result) for c in langs_)],
+        ([_short(q, result), *(_fmt(mono["per_language"][q]) if c == q else _fmt(cross["per_pair"][q][c])
+                               for c in langs_)] for q in langs_))
     su = result.get("seen_unseen")
     if su:
         lines += ["", "## Seen vs unseen training languages", "",
                   f"seen: {', '.join(su['seen']) or '–'}; unseen: {', '.join(su['unseen']) or '–'}", "",
-                  "| metric | seen | unseen |", "|---|---|---|"]
-        for name in ("monolingual", "multilingual", "rank_distance"):
-            lines.append(f"| {name} | {_fmt(su[name]['seen'])} | {_fmt(su[name]['unseen'])} |")
+                  ]
+        lines += markdown.table(["metric", "seen", "unseen"],
+                                ([name, _fmt(su[name]["seen"]), _fmt(su[name]["unseen"])]
+                                 for name in ("monolingual", "multilingual", "rank_distance")))
         lines.append("")
-        lines += ["| cross-lingual pairs | mAP |", "|---|---|"]
-        for k, v in su["cross-lingual"].items():
-            lines.append(f"| {k} | {_fmt(v)} |")
+        lines += markdown.table(["cross-lingual pairs", "mAP"], ([k, _fmt(v)] for k, v in su["cross-lingual"].items()))
     return "\n".join(lines) + "\n"
 
 

@@ -19,8 +19,8 @@ import numpy as np
 from polyqa.encoders import resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark, load_benchmark
 from polyqa.evaluate.config import EvaluationConfig
-from polyqa.evaluate.lareqa import read_titles
 from polyqa.evaluate.report import training_languages, write_outputs
+from polyqa.splits import read_titles
 from polyqa.evaluate.retrieval import Encoder, encode_benchmark, load_encoder, model_fingerprint, ranked_run
 
 __all__ = ["EvaluateJob", "EvaluationConfig", "run_evaluation"]

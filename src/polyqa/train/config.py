@@ -15,10 +15,10 @@ from typing import Any
 from polyqa import paths
 from polyqa.batching.pairs import MINED, POSITIVE_KINDS
 from polyqa.batching.planner import HYBRID, STRATEGIES, BatchingConfig
+from polyqa.splits import read_titles
 from polyqa.errors import (
     ConfigError,
     construct_config,
-    PolyqaError,
     check_bool,
     check_choice,
     check_int,
@@ -163,7 +163,7 @@ class TrainConfig:
         """The titles given to leave out (``exclude_titles`` and ``exclude_titles_file``), not the drawn ones."""
         titles = set(self.exclude_titles or ())
         if self.exclude_titles_file:
-            titles |= read_titles_file(self.exclude_titles_file)
+            titles |= read_titles(self.exclude_titles_file)
         return titles
 
     @property
@@ -244,32 +244,6 @@ def check_language_weights(weights: object) -> None:
     values = [check_number(f"language_weights[{lang}]", w, minimum=0.0) for lang, w in weights.items()]
     if not any(values):
         raise ConfigError("language_weights: every weight is 0")
-
-
-def read_titles_file(path: str | Path) -> set[str]:
-    """Article titles from a text file (one per line, '#' comments) or a JSON list; errors name the file."""
-    import json
-
-    path = Path(paths.expand(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolyqaError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
-                          todo="save the titles file as UTF-8") from None
-    except FileNotFoundError:
-        raise PolyqaError("titles file not found", where=str(path), todo="check exclude_titles_file") from None
-    except IsADirectoryError:
-        raise PolyqaError("a folder where a titles file is expected", where=str(path),
-                          todo="pass a file with one title per line") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PolyqaError(f"not valid JSON (line {exc.lineno}: {exc.msg})", where=str(path)) from None
-        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
-            raise PolyqaError("expected a JSON list of title strings", where=str(path))
-        return set(data)
-    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from polyqa.errors import ConfigError
 from polyqa.locking import OutputLock
 from polyqa.train import record as rec
 from polyqa.train import trainer as st
+from polyqa.splits import heldout_split, write_titles
 from polyqa.train.config import HELDOUT_FILE, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -230,24 +231,10 @@ def heldout_titles(config: TrainConfig) -> list[str]:
         raise ConfigError(f"none of the {len(given)} titles to exclude is an article of the corpus",
                           where=config.exclude_titles_file or "exclude_titles",
                           todo=f"titles must match the corpus' title column, e.g. {titles[:3]}")
-    picked: set[str] = set()
+    picked: list[str] = []
     if config.heldout_fraction is not None:
-        import random
-
-        shuffled = titles[:]
-        random.Random(config.heldout_seed).shuffle(shuffled)
-        n = max(1, round(len(titles) * config.heldout_fraction))
-        if n >= len(titles):
-            raise ConfigError(f"heldout_fraction {config.heldout_fraction} of {len(titles)} articles leaves none "
-                              "to train on", todo="lower heldout_fraction")
-        picked = set(shuffled[:n])
-    return sorted(given | picked)
-
-
-def write_titles(path: Path, titles: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{t}\n" for t in titles), encoding="utf-8")
-    tmp.replace(path)
+        picked = heldout_split(titles, config.heldout_fraction, config.heldout_seed)[1]
+    return sorted(given | set(picked))
 
 
 def train_retriever(config: TrainConfig, callbacks: list | None = None) -> TrainResult:
