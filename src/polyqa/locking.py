@@ -76,9 +76,7 @@ class OutputLock:
         info = {"what": self.what, "host": socket.gethostname(), "pid": os.getpid(),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(sys.argv[:3]), "acquired_unix": time.time()}
-        tmp = self.folder / f".{HOLDER_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(info), "utf-8")
-        os.replace(tmp, self.folder / HOLDER_FILE)
+        storage.atomic_write_text(self.folder / HOLDER_FILE, json.dumps(info))
         return self
 
     def release(self) -> None:

@@ -36,6 +36,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any, Union
@@ -249,23 +250,38 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike[str] | RemotePath) -> Iterator[Path]:
+    """A local temporary file to write ``path`` through: whole under its name on success, gone on failure.
+
+    Locally the file is fsynced and renamed over ``path``; on a store it is uploaded in one PUT.
+    For writers that want a file name (pyarrow, parquet); :func:`atomic_write_bytes` for bytes.
+    """
+    path = as_path(path)
+    remote = isinstance(path, RemotePath)
+    if not remote:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = spool_file(path) if remote else temporary_name(path)
+    try:
+        yield tmp
+        if remote:
+            put_file(tmp, path)
+        else:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str] | RemotePath, data: bytes) -> None:
     """Write a whole file or nothing: temporary name, fsync, rename (one PUT on a store)."""
     path = as_path(path)
     if isinstance(path, RemotePath):
         path.write_bytes(data)  # one PUT: the object appears whole or not at all
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str] | RemotePath, text: str) -> None:

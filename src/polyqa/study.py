@@ -869,9 +869,8 @@ def write_per_query(path: Path, tables: Mapping[str, Mapping[str, list]]) -> Non
             columns[key] += list(cols[key])
     schema = pa.schema([("benchmark", pa.string()), ("setting", pa.string()), ("language", pa.string()),
                         ("qid", pa.string()), ("ap", pa.float32()), ("ap_at_20", pa.float32())])
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pydict(columns, schema=schema), tmp, compression="zstd")
-    tmp.replace(path)
+    with storage.atomic_file(path) as tmp:
+        pq.write_table(pa.Table.from_pydict(columns, schema=schema), tmp, compression="zstd")
 
 
 def run_cell(

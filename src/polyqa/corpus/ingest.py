@@ -10,7 +10,6 @@ matches its checksum, so a killed build resumes without reading the sources agai
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -169,18 +168,10 @@ def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callab
     # With no MT model every record must bring all languages itself (parallel imports).
     normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else (),
                             dedup_questions=config.dedup_questions)
-    remote = isinstance(work, RemotePath)
-    stage_tmp = storage.spool_file(work / STAGE_FILE) if remote else work / f".{STAGE_FILE}.tmp-{os.getpid()}"
-    try:
+    with storage.atomic_file(work / STAGE_FILE) as stage_tmp:
         records, n_shards, sources, quarantine_rows, reasons = _stage_records(
             config, corpus_dir, stage_tmp, normalizer, log)
         records_sha256 = sha256_file(stage_tmp)
-        if remote:
-            storage.put_file(stage_tmp, work / STAGE_FILE)
-        else:
-            os.replace(stage_tmp, work / STAGE_FILE)
-    finally:
-        stage_tmp.unlink(missing_ok=True)  # only left behind when staging failed (or uploaded)
     if records == 0:
         raise ValueError(f"no usable records in the configured sources ({quarantine_rows} quarantined; "
                          f"see {corpus_dir / 'quarantine.arrow'})")

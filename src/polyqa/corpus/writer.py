@@ -105,8 +105,7 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
     path = storage.as_path(corpus_dir) / rel
     remote = isinstance(path, RemotePath)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = storage.spool_file(path) if remote else storage.temporary_name(path)
-    try:
+    with storage.atomic_file(path) as tmp:
         if fmt == "parquet":
             pq.write_table(table, tmp, compression=compression, row_group_size=BATCH_ROWS)
         else:
@@ -115,14 +114,6 @@ def write_shard(corpus_dir: str | Path, table: pa.Table, *, lang: str, index: in
                 writer.write_table(table, max_chunksize=BATCH_ROWS)
         if remote:  # size and checksum of what is uploaded, without reading it back
             size, sha256 = tmp.stat().st_size, sha256_file(tmp)
-            storage.put_file(tmp, path)
-        else:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     if not remote:
         size, sha256 = path.stat().st_size, sha256_file(path)
     return WrittenShard(lang, index, rel, table.num_rows, size, sha256, ids_digest(table.column("qa_id").to_pylist()))

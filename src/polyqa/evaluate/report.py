@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polyqa import languages as langs
-from polyqa import markdown
+from polyqa import markdown, storage
 from polyqa.encoders import resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark
 from polyqa.evaluate.config import output_paths
@@ -436,11 +436,8 @@ def plot_heatmap(result: dict, path: str | Path) -> None:
 
 def write_outputs(result: dict, output: str | Path) -> dict[str, Path]:
     paths = output_paths(output)
-    paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(paths["json"])
-    paths["md"].write_text(render_markdown(result), encoding="utf-8")
+    storage.atomic_write_text(paths["json"], json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    storage.atomic_write_text(paths["md"], render_markdown(result))
     if has_language_pairs(result):
         plot_heatmap(result, paths["heatmap"])
     else:
