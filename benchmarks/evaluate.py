@@ -93,7 +93,7 @@ def main() -> None:
 
     import torch
 
-    from polyqa.evaluate.report import summarize_lareqa
+    from polyqa.evaluate.result import summarize_lareqa
     from polyqa.evaluate.retrieval import score_lareqa
 
     bench, q_emb, c_emb = synthetic_xquad_r(n_lang=n_lang)

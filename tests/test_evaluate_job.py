@@ -130,7 +130,7 @@ def test_options_a_benchmark_does_not_take_are_refused(tmp_path):
 def test_a_registered_benchmark_is_chosen_by_name(monkeypatch, tmp_path):
     """A new benchmark is one registration: config, job and report find it without a branch."""
     from polyqa.evaluate import benchmark as registry
-    from polyqa.evaluate.report import summarize_lareqa
+    from polyqa.evaluate.result import summarize_lareqa
     from polyqa.evaluate.retrieval import score_lareqa
     from polyqa.evaluate.run import EvaluateJob
 

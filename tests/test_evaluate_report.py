@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from polyqa.evaluate.report import output_paths, training_languages
+from polyqa.evaluate.report import output_paths
+from polyqa.evaluate.result import training_languages
 
 
 def test_training_languages_from_polyqa_training_json(tmp_path):
@@ -52,3 +53,39 @@ def test_results_table_rows_share_every_column():
     assert rows[1]["query_pairs"] == 360 and rows[0]["query_pairs"] is None
     assert rows[2] == {"setting": "rank distance (mean, lower is better)", "mAP": None, "mAP@20": None,
                        "queries": None, "query_pairs": None, "value": 66.48}
+
+
+def test_the_typed_result_reads_lareqa_and_miracl_results():
+    from polyqa.evaluate.result import EvaluationResult
+
+    lareqa = {
+        "benchmark": "xquad-r", "languages": ["eng_Latn", "deu_Latn", "ell_Grek"],
+        "counts": {"queries": 6, "candidates": 9},
+        "settings": {
+            "monolingual": {"mAP": 0.5, "mAP@20": 0.45, "R@1": 0.3, "R@10": 0.9,
+                            "per_language": {"eng_Latn": 0.7, "deu_Latn": 0.5, "ell_Grek": 0.3}},
+            "cross-lingual": {"mAP": 0.4, "per_pair": {"eng_Latn": {"deu_Latn": 0.6, "ell_Grek": 0.2},
+                                                       "deu_Latn": {"eng_Latn": 0.5, "ell_Grek": None},
+                                                       "ell_Grek": {"eng_Latn": 0.1, "deu_Latn": 0.3}}},
+            "multilingual": {"mAP": 0.35, "per_language": {"eng_Latn": 0.4, "deu_Latn": 0.3, "ell_Grek": None}},
+        },
+        "rank_distance": {"mean": 12.5},
+    }
+    result = EvaluationResult.from_dict(lareqa)
+    assert result.has_language_pairs and (result.queries, result.candidates, result.rank_distance) == (6, 9, 12.5)
+    mono, cross, multi = (result.settings[s] for s in ("monolingual", "cross-lingual", "multilingual"))
+    assert (mono.map, mono.map_at_20, mono.recall) == (0.5, 0.45, {1: 0.3, 10: 0.9})
+    seen, unseen = {"eng_Latn", "deu_Latn"}, {"ell_Grek"}
+    assert mono.map_of(seen) == pytest.approx(0.6) and mono.map_of(unseen) == pytest.approx(0.3)
+    assert multi.map_of(unseen) is None  # no defined value among them
+    assert cross.map_of(seen) == pytest.approx(0.55)  # both sides seen: en->de, de->en
+    assert cross.map_touching(unseen) == pytest.approx((0.2 + 0.1 + 0.3) / 3)  # None left out
+
+    miracl = {"benchmark": "miracl", "languages": ["swh_Latn"],
+              "settings": {"monolingual": {"nDCG@10": 0.41, "Recall@100": 0.8, "queries": 3,
+                                           "per_language": {"swh_Latn": {"nDCG@10": 0.41, "Recall@100": 0.8}}}},
+              "rank_distance": None}
+    result = EvaluationResult.from_dict(miracl)
+    assert not result.has_language_pairs and result.rank_distance is None
+    assert (result.settings["monolingual"].ndcg_at_10, result.settings["monolingual"].recall_at_100) == (0.41, 0.8)
+    assert result.settings["monolingual"].map is None and result.settings["monolingual"].per_language is None

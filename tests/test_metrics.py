@@ -248,7 +248,8 @@ def test_paired_bootstrap_with_groups_is_the_macro_mean_and_drops_nan_pairs():
 
 
 def test_results_and_markdown_report_map_at_20_beside_map_and_per_query_ap():
-    from polyqa.evaluate.report import per_query_ap, render_markdown, summarize_lareqa
+    from polyqa.evaluate.report import render_markdown
+    from polyqa.evaluate.result import per_query_ap, summarize_lareqa
 
     rng = np.random.default_rng(4)
     bench = _synthetic_benchmark(rng)

@@ -115,7 +115,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_recorded_model(small_cor
     assert "German" in card or "deu_Latn" in card
     front = yaml.safe_load(card.split("---")[1])
     assert front["polyqa"]["languages"] == info["languages"] and "sentence-transformers" in front["tags"]
-    from polyqa.evaluate.report import training_languages  # the evaluation side reads it back
+    from polyqa.evaluate.result import training_languages  # the evaluation side reads it back
 
     assert training_languages(str(result.model_dir)) == info["languages"]
 

@@ -22,7 +22,7 @@ from polyqa import languages as L
 from polyqa import paths
 from polyqa.errors import PolyqaError
 from polyqa.evaluate.benchmark import Benchmark, BenchmarkFormatError, Candidate, Query, register_benchmark
-from polyqa.evaluate.report import summarize_miracl
+from polyqa.evaluate.result import summarize_miracl
 from polyqa.evaluate.retrieval import score_miracl
 
 NAME = "beir"

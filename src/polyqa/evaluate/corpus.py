@@ -25,7 +25,7 @@ from polyqa.corpus.reader import require_corpus
 from polyqa.errors import PolyqaError
 from polyqa.storage import AnyPath
 from polyqa.evaluate.benchmark import Benchmark, Candidate, Query, register_benchmark
-from polyqa.evaluate.report import summarize_lareqa
+from polyqa.evaluate.result import summarize_lareqa
 from polyqa.evaluate.retrieval import score_lareqa
 
 log = logging.getLogger(__name__)

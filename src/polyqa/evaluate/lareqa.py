@@ -23,7 +23,7 @@ from typing import Iterable
 from polyqa import languages as langs
 from polyqa import paths, storage
 from polyqa.evaluate.benchmark import Benchmark, BenchmarkFormatError, Candidate, Query, register_benchmark
-from polyqa.evaluate.report import summarize_lareqa
+from polyqa.evaluate.result import summarize_lareqa
 from polyqa.evaluate.retrieval import score_lareqa
 from polyqa.sources import lareqa
 

@@ -31,7 +31,7 @@ import numpy as np
 from polyqa import languages as langs
 from polyqa import paths
 from polyqa.evaluate.benchmark import Benchmark, BenchmarkFormatError, Candidate, Query, register_benchmark
-from polyqa.evaluate.report import summarize_miracl
+from polyqa.evaluate.result import summarize_miracl
 from polyqa.evaluate.retrieval import score_miracl
 
 MIRACL_HUB_TOPICS = "miracl/miracl"

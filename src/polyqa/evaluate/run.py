@@ -19,7 +19,8 @@ import numpy as np
 from polyqa.encoders import resolve_encoder
 from polyqa.evaluate.benchmark import Benchmark, load_benchmark
 from polyqa.evaluate.config import EvaluationConfig
-from polyqa.evaluate.report import training_languages, write_outputs
+from polyqa.evaluate.report import write_outputs
+from polyqa.evaluate.result import training_languages
 from polyqa.splits import read_titles
 from polyqa.evaluate.retrieval import Encoder, encode_benchmark, load_encoder, model_fingerprint, ranked_run
 
@@ -141,8 +142,8 @@ class EvaluateJob:
 
     def per_query(self) -> dict[str, list] | None:
         """Each query's AP (monolingual and multilingual) as columns, for paired tests between models
-        (see :func:`polyqa.evaluate.report.per_query_ap`); None for benchmarks not scored by AP (MIRACL)."""
-        from polyqa.evaluate.report import per_query_ap
+        (see :func:`polyqa.evaluate.result.per_query_ap`); None for benchmarks not scored by AP (MIRACL)."""
+        from polyqa.evaluate.result import per_query_ap
         from polyqa.evaluate.retrieval import LareqaScores
 
         if self.scores is None:
