@@ -319,7 +319,7 @@ def test_a_full_disk_while_building_tiny_models_is_one_error_line(w, monkeypatch
 
 
 def test_a_full_disk_while_running_a_study_is_one_error_line(w, monkeypatch, capsys):
-    from polyqa import study
+    from polyqa.study import job as study
     from polyqa.corpus.job import build_corpus
 
     corpus = w.root / "imported"  # a study reads the corpus manifest: a corpus as polyqa writes it

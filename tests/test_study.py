@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from polyqa.study import StudyConfig, article_split, plan_cells
+from polyqa.errors import ConfigError
+from polyqa.study import StudyConfig, plan_cells
+from polyqa.study.articles import article_split
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +27,7 @@ def config(**overrides) -> StudyConfig:
 
 
 def test_plan_cells_grid_extra_seeds_and_reasons_for_left_out_cells():
-    cells, skipped = plan_cells(config(seed_cells=[{"n_languages": 2, "strategy": "hybrid", "seeds": [1, 2]}]))
+    cells, skipped = plan_cells(config(extra_cells=[{"n_languages": 2, "strategy": "hybrid", "seeds": [1, 2]}]))
     labels = [c.label for c in cells]
     assert labels[0] == "n0-zero-shot-capall-seed0"
     assert "n1-x-x-mono-capall-seed0" in labels
@@ -224,7 +226,7 @@ def test_a_cell_on_a_machine_translated_corpus_reports_measured_translation_cost
     ({"evaluate": [{"benchmark": "xquad"}]}, r"evaluate\[0\]: unknown benchmark 'xquad'"),
     ({"evaluate": [{"data_dir": "x"}]}, r"evaluate\[0\] must be a mapping with a benchmark"),
     ({"evaluate": [{"benchmark": "xquad-r", "held_out": True}]}, r"evaluate\[0\]: held_out needs a split"),
-    ({"seed_cells": [{"n_languages": 2, "strategy": "mixed"}]}, r"seed_cells\[0\].strategy must be one of"),
+    ({"extra_cells": [{"n_languages": 2, "strategy": "mixed"}]}, r"extra_cells\[0\].strategy must be one of"),
     ({"translation_estimate": {"tokens_per_word": 0, "tokens_per_second": 1}},
      "translation_estimate.tokens_per_word must be > 0"),
 ])
@@ -256,7 +258,7 @@ def test_a_second_study_on_the_same_results_folder_is_refused_naming_the_holder(
     study = config(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"))
     with OutputLock(tmp_path / "results", "polyqa study (first run)"):
         with pytest.raises(OutputLockedError, match=r"being written by polyqa study \(first run\) on host"):
-            StudyJob(study)
+            StudyJob(study).prepare()
 
 
 def test_the_study_cache_follows_what_training_reads_not_the_shard_bytes(tmp_path, xquad_r_dir):
@@ -269,7 +271,7 @@ def test_the_study_cache_follows_what_training_reads_not_the_shard_bytes(tmp_pat
 
     from polyqa.corpus.job import build_corpus
     from polyqa.corpus.manifest import Manifest
-    from polyqa.study import corpus_fingerprint
+    from polyqa.study.cell import corpus_fingerprint
 
     corpus = tmp_path / "corpus"
     build_corpus({"name": "fp", "model": None, "languages": ["de"], "dedup_questions": False,
@@ -398,7 +400,7 @@ def test_mined_cells_need_a_mining_section_and_train_may_not_set_negatives():
 
 
 def test_a_damaged_cell_record_is_set_aside_with_a_warning_and_the_cell_runs_again(tmp_path, caplog):
-    from polyqa.study import read_cell_record
+    from polyqa.study.results import read_cell_record
 
     record = tmp_path / "cells" / "n2-hybrid-capall-seed0-abc.json"
     record.parent.mkdir()

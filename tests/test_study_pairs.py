@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from polyqa.study import pairs_used_and_skipped
-from polyqa.study_report import render_report
+from polyqa.study.report import render_report
+from polyqa.study.results import pairs_used_and_skipped
 
 
 def test_pairs_used_and_skipped_from_a_run_record():
@@ -25,7 +25,8 @@ def test_pairs_used_and_skipped_from_a_run_record():
 def test_report_lists_pairs_used_and_skipped_per_cell():
     config = SimpleNamespace(name="t", base_model="minilm", language_order=["en", "de"], unseen=[],
                              strategies=["hybrid"], language_counts=[2], languages_per_batch=[None], seeds=[0],
-                             seed_cells=[], train={}, notes="")
+                             train={}, notes="",
+                             evaluate=[{"benchmark": "xquad-r"}])
     trained = {"cell": "n2-hybrid-capall-seed0", "n_languages": 2, "strategy": "hybrid", "languages_per_batch": None,
                "seed": 0, "xquad_r_multilingual_map": 0.5, "train_pairs_used": 190, "train_pairs_skipped": 10,
                "train_pairs_skipped_reasons": json.dumps({"null_positive": 3, "quality_pass_false": 7})}

@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 
 from polyqa.errors import ConfigError
-from polyqa.study import (
-    DEFAULT_ALPHA,
-    StudyConfig,
-    _hash,
-    cell_key,
-    plan_cells,
-    plan_rows,
-    sample_articles,
-    train_key,
-)
+from polyqa.study import StudyConfig, cell_key, plan_cells, plan_rows, train_key
+from polyqa.study.articles import sample_articles
+from polyqa.study.config import DEFAULT_ALPHA
+from polyqa.study.grid import _hash
 
 REPO = Path(__file__).resolve().parents[1]
 

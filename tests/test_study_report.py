@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyqa.study import StudyConfig, cell_alpha, per_query_path, plan_cells, write_per_query, write_results
-from polyqa.study_report import flattening, pareto_front
+from polyqa.study import StudyConfig, plan_cells
+from polyqa.study.analysis import flattening, pareto_front
+from polyqa.study.grid import cell_alpha
+from polyqa.study.job import write_results
+from polyqa.study.results import per_query_path, write_per_query
 
 ORDER = ["en", "de", "es", "ru", "ar", "zh", "hi", "tr", "th"]
 # Multilingual mAP by language count: x-y gains fast up to 3 languages and little after.

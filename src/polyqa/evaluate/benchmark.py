@@ -109,6 +109,7 @@ class BenchmarkKind:
     options: frozenset[str]  # load options it accepts (of LOAD_OPTIONS)
     contexts: bool  # candidates carry a paragraph, so "sentence+context" applies
     description: str = ""
+    title: str = ""  # as reports name it (XQuAD-R); the name when empty
 
     def check_options(self, **given: Any) -> None:
         """ConfigError naming the options set (not None) that this benchmark does not take."""
@@ -123,7 +124,7 @@ _BENCHMARKS: dict[str, BenchmarkKind] = {}
 
 
 def register_benchmark(name: str, *, score: Scorer, summarize: Summarizer, options: Iterable[str] = (),
-                       contexts: bool = False, description: str = "") -> Callable[[Loader], Loader]:
+                       contexts: bool = False, description: str = "", title: str = "") -> Callable[[Loader], Loader]:
     """Decorator: make ``name`` loadable by :func:`load_benchmark` (and ``polyqa evaluate --benchmark``).
 
     The loader is called as ``load(data_dir, languages=..., max_questions=..., **options)``
@@ -136,7 +137,7 @@ def register_benchmark(name: str, *, score: Scorer, summarize: Summarizer, optio
     def deco(load: Loader) -> Loader:
         doc_line = next(iter((load.__doc__ or "").strip().splitlines()), "")
         _BENCHMARKS[name] = BenchmarkKind(name, load, score, summarize, frozenset(options), contexts,
-                                          description or doc_line)
+                                          description or doc_line, title or name)
         return load
 
     return deco
@@ -150,6 +151,13 @@ def _load_builtin_benchmarks() -> None:
 def benchmark_names() -> list[str]:
     _load_builtin_benchmarks()
     return sorted(_BENCHMARKS)
+
+
+def benchmark_title(name: str) -> str:
+    """The benchmark as reports name it: its registered title, else the name as given."""
+    _load_builtin_benchmarks()
+    kind = _BENCHMARKS.get(name)
+    return kind.title if kind is not None else name
 
 
 def benchmark_kind(name: str) -> BenchmarkKind:

@@ -237,19 +237,19 @@ _LAREQA_PROTOCOL = {"score": score_lareqa, "summarize": summarize_lareqa,
                     "options": ("titles", "exclude_titles"), "contexts": True}
 
 
-@register_benchmark("xquad-r", **_LAREQA_PROTOCOL)
+@register_benchmark("xquad-r", title="XQuAD-R", **_LAREQA_PROTOCOL)
 def load_xquad_r(data_dir: str | Path | None = None, **options) -> Benchmark:
     """XQuAD-R: 11 languages, every question in every language (local release, or the hub)."""
     return load_lareqa(data_dir, "xquad-r", **options)
 
 
-@register_benchmark("mlqa-r", **_LAREQA_PROTOCOL)
+@register_benchmark("mlqa-r", title="MLQA-R", **_LAREQA_PROTOCOL)
 def load_mlqa_r(data_dir: str | Path | None = None, **options) -> Benchmark:
     """MLQA-R: 7 languages, each question in 2 to 4 of them (local release only)."""
     return load_lareqa(data_dir, "mlqa-r", **options)
 
 
-@register_benchmark("lareqa", **_LAREQA_PROTOCOL)
+@register_benchmark("lareqa", title="LAReQA", **_LAREQA_PROTOCOL)
 def load_any_lareqa(data_dir: str | Path | None = None, **options) -> Benchmark:
     """Any folder of <lang>.json SQuAD v1.1 files, with LAReQA sentence breaks or segmented by polyqa."""
     return load_lareqa(data_dir, "lareqa", **options)

@@ -239,7 +239,7 @@ def _score(benchmark: Benchmark, q_emb, c_emb, *, chunk_size: int = MAX_CHUNK, e
     return score_miracl(benchmark, q_emb, c_emb, chunk_size=min(chunk_size, MAX_CHUNK), encode=encode)
 
 
-@register_benchmark("miracl", score=_score, summarize=summarize_miracl, options=("split",))
+@register_benchmark("miracl", score=_score, summarize=summarize_miracl, options=("split",), title="MIRACL")
 def load_miracl_benchmark(data_dir: str | Path | None = None, *, languages: Iterable[str] | None = None,
                           max_questions: int | None = None, split: str | None = None) -> Benchmark:
     """MIRACL: each language searches its own corpus (a local folder in MIRACL's layout)."""
