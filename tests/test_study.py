@@ -158,6 +158,8 @@ def test_tiny_study_through_the_flow_then_resumed_from_cache(tiny_study_config, 
 
     artifact = latest_artifact("study-report")
     assert artifact.type == "markdown" and artifact.data == report
+    prepared = latest_artifact("study-prepared").data
+    assert f"- cells: 4 (0 finished)" in prepared and "heldout_articles.txt" in prepared
 
     # a rerun trains nothing: every cell comes from its record
     record = results / "cells" / f"{cell_dir.name}.json"

@@ -39,6 +39,18 @@ class StudyPlan:
     skipped: list[dict[str, Any]]
     negatives_dir: Path | None = None  # the negatives mined for cells with hard_negatives: mined
 
+    def summary_lines(self) -> list[str]:
+        """What the cells train and evaluate on, as Markdown list items (the flow's artifact)."""
+        done = sum(1 for i in range(len(self.cells)) if self.finished(i) is not None)
+        lines = [f"- corpus: `{self.corpus_dir}` ({self.manifest.get('records')} questions per language; "
+                 f"{', '.join(self.manifest.languages)})",
+                 f"- cells: {len(self.cells)} ({done} finished), {len(self.skipped)} combinations left out"]
+        for i, path in sorted(self.eval_titles.items()):
+            lines.append(f"- `{self.config.evaluate[i]['benchmark']}` articles: `{path}`")
+        if self.negatives_dir is not None:
+            lines.append(f"- mined negatives: `{self.negatives_dir}`")
+        return lines
+
     def finished(self, i: int) -> dict[str, Any] | None:
         return read_cell_record(cell_record_path(self.config, self.cells[i], self.keys[i]))
 
