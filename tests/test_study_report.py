@@ -241,3 +241,61 @@ def test_several_base_models_get_their_own_answer_and_plots(tmp_path):
         for stem in ("map_vs_languages", "tradeoff"):
             assert (tmp_path / f"{stem}-{model}.png").stat().st_size > 5000
     assert {r["base_model"] for r in table(tmp_path)} == {"xlm-r", "labse"}
+
+
+def test_miracl_results_reach_the_report_beside_the_lareqa_benchmarks(tmp_path):
+    """The report takes its benchmarks from the config: MIRACL's nDCG@10 and Recall@100 (no mAP,
+    no language pairs) get their answer lines, findings, table columns and plot."""
+    config = StudyConfig(
+        name="with-miracl", results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), corpus="c",
+        language_order=["en", "de", "es"], language_counts=[1, 2, 3], strategies=["x-x-mono", "x-y"],
+        evaluate=[{"benchmark": "xquad-r", "data_dir": "x"}, {"benchmark": "miracl", "data_dir": "m"}])
+    cells, skipped = plan_cells(config)
+    ndcg = {"zero-shot": {0: 0.30}, "x-x-mono": {1: 0.40, 2: 0.42, 3: 0.44}, "x-y": {2: 0.45, 3: 0.51}}
+    rows = []
+    for i, cell in enumerate(cells):
+        value = ndcg[cell.strategy][cell.n_languages]
+        rows.append({"cell": cell.label, "key": f"k{i}", "n_languages": cell.n_languages, "strategy": cell.strategy,
+                     "alpha": None, "languages_per_batch": None, "seed": 0, "base_model": "minilm",
+                     "languages": ",".join(cell.languages), "train_tokens": 1000 * cell.n_languages,
+                     "xquad_r_monolingual_map": 0.3, "xquad_r_multilingual_map": 0.1 + 0.01 * cell.n_languages,
+                     "miracl_ndcg10": value, "miracl_recall100": value + 0.3})
+    Path(config.results_dir).mkdir(parents=True)
+    write_results(config, rows, skipped)
+    results = Path(config.results_dir)
+    report = (results / "REPORT.md").read_text()
+    answer = report.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    # x-y from n=2 to n=3: +0.06 nDCG@10 per added language; x-x-mono from 1 to 3: +0.02
+    assert "**MIRACL, per added training language**" in answer
+    assert "nDCG@10 x-x-mono +0.0200, x-y +0.0600" in answer and "Recall@100 x-x-mono +0.0200" in answer
+    assert "x-y 0.510 (n=3)" in answer and "zero-shot base 0.300" in answer
+    findings = report.split("## Findings", 1)[1]
+    assert "#### XQuAD-R" in findings and "#### MIRACL" in findings
+    assert "- nDCG@10: x-x-mono 0.400 (n=1) → 0.440 (n=3), change +0.040; x-y 0.450 (n=2) → 0.510 (n=3)" in findings
+    header = next(line for line in report.splitlines() if line.startswith("| cell | alpha |"))
+    assert "MIRACL nDCG@10 | MIRACL R@100" in header
+    assert "| n3-x-y-capall-seed0 |" in report and "| 0.510 | 0.810 |" in report
+    assert (results / "ranking_vs_languages.png").stat().st_size > 1000
+    assert "miracl_ndcg10" in (results / "cells.csv").read_text().splitlines()[0]
+
+
+def test_metric_columns_are_named_once_for_the_cells_and_the_report():
+    from polyqa.study.results import BenchmarkColumns, metric_columns
+
+    lareqa = {"settings": {"monolingual": {"mAP": 0.5, "R@1": 0.2, "R@10": 0.8,
+                                           "per_language": {"eng_Latn": 0.6, "ell_Grek": 0.4}},
+                           "cross-lingual": {"mAP": 0.3, "per_pair": {"eng_Latn": {"ell_Grek": 0.2},
+                                                                      "ell_Grek": {"eng_Latn": 0.4}}},
+                           "multilingual": {"mAP": 0.25, "per_language": {"eng_Latn": 0.3, "ell_Grek": 0.2}}},
+              "rank_distance": {"mean": 7.0}, "counts": {"queries": 4, "candidates": 6}}
+    row = metric_columns("xquad-r", lareqa, seen={"eng_Latn"}, unseen={"ell_Grek"})
+    cols = BenchmarkColumns("xquad-r")
+    assert cols.title == "XQuAD-R" and cols.map("cross-lingual", "seen") == "xquad_r_cross_lingual_map_seen"
+    assert row[cols.map("monolingual")] == 0.5 and row[cols.recall("monolingual", 10)] == 0.8
+    assert row[cols.map("monolingual", "unseen")] == pytest.approx(0.4)
+    assert row[cols.map("cross-lingual", "seen")] is None  # no pair has both sides trained on
+    assert row[cols.map("cross-lingual", "unseen")] == pytest.approx(0.3)
+    assert (row[cols.rank_distance], row[cols.queries], row[cols.candidates]) == (7.0, 4, 6)
+    miracl = {"settings": {"monolingual": {"nDCG@10": 0.41, "Recall@100": 0.77, "per_language": {}}}}
+    assert metric_columns("miracl", miracl, set(), set()) == {"miracl_ndcg10": 0.41, "miracl_recall100": 0.77}
+    assert BenchmarkColumns("miracl").title == "MIRACL"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from polyqa.batching.planner import HYBRID, MONO, XX, XY
-from polyqa.study.analysis import SETTING_KEYS, cost_frontier, group_by_recipe, lareqa_benchmarks, mean_sd, pareto_front, row_alpha, row_cap, rows_by_model, trained_rows, zero_shot_value
+from polyqa.study.analysis import ranking_benchmarks, SETTING_KEYS, cost_frontier, group_by_recipe, lareqa_benchmarks, mean_sd, pareto_front, row_alpha, row_cap, rows_by_model, trained_rows, zero_shot_value
 
 STRATEGY_STYLE = {MONO: "o-", XX: "s-", XY: "^-", HYBRID: "D-"}
 
@@ -22,7 +22,7 @@ def _plot_name(stem: str, model: str, several: bool) -> str:
 
 
 def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) -> dict[str, str]:
-    """Write the study's PNG plots (both benchmarks side by side); returns {plot name: file name}."""
+    """Write the study's PNG plots (the benchmarks side by side); returns {plot name: file name}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,10 +32,26 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
     groups = rows_by_model(rows, config)
     several = len(groups) > 1
     for model, model_rows in groups:
+        suffix = f" [{model}]" if several else ""
+        ranked = ranking_benchmarks(model_rows, config)
+        if ranked:  # MIRACL-style: nDCG@10 and Recall@100 of each language's queries in its own corpus
+            fig, axes = plt.subplots(len(ranked), 2, figsize=(11, 4.2 * len(ranked)), squeeze=False)
+            for bi, bench in enumerate(ranked):
+                for ax, (column, label) in zip(axes[bi], ((bench.ndcg_at_10, "nDCG@10"),
+                                                          (bench.recall_at_100, "Recall@100"))):
+                    _plot_by_languages(ax, model_rows, column, config)
+                    ax.set_title(f"{label} ({bench.title}){suffix}")
+                    ax.set_xlabel("training languages")
+                    ax.set_ylabel(label)
+                    ax.grid(alpha=0.3)
+            _legend(axes[0][-1])
+            fig.tight_layout()
+            plots[f"ranking_vs_languages{suffix}"] = _plot_name("ranking_vs_languages", model, several)
+            fig.savefig(out_dir / plots[f"ranking_vs_languages{suffix}"], dpi=110)
+            plt.close(fig)
         benches = lareqa_benchmarks(model_rows, config)
         if not benches:
             continue
-        suffix = f" [{model}]" if several else ""
 
         fig, axes = plt.subplots(len(benches), 3, figsize=(15, 4.2 * len(benches)), squeeze=False)
         for bi, bench in enumerate(benches):

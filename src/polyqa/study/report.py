@@ -18,7 +18,7 @@ from typing import Any
 
 from polyqa.batching.planner import HYBRID, MONO, XX, XY
 from polyqa.study.results import BenchmarkColumns
-from polyqa.study.analysis import BOOTSTRAP, FLAT, SETTING_KEYS, base_alpha_of, base_models_of, change_per_language, flattening, group_by_recipe, interval_text, lareqa_benchmarks, mean_sd, means_by_n, pareto_front, row_alpha, row_cap, rows_by_model, steps_of, trained_rows, variant, verdict, zero_shot_value
+from polyqa.study.analysis import ranking_benchmarks, BOOTSTRAP, FLAT, SETTING_KEYS, base_alpha_of, base_models_of, change_per_language, flattening, group_by_recipe, interval_text, lareqa_benchmarks, mean_sd, means_by_n, pareto_front, row_alpha, row_cap, rows_by_model, steps_of, trained_rows, variant, verdict, zero_shot_value
 
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and value != value):
@@ -184,8 +184,9 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
                   plots: Mapping[str, str], tests: Sequence[Mapping[str, Any]] = ()) -> str:
     lines = [f"# Language-scaling study: {config.name}", ""]
     benches = lareqa_benchmarks(rows, config)
+    ranked = ranking_benchmarks(rows, config)
     groups = rows_by_model(rows, config)
-    if benches:
+    if benches or ranked:
         lines += ["## Answer", ""]
         notes = (getattr(config, "notes", "") or "").strip()
         lines += [("Small-scale run: " if "small-scale" in notes.lower() else "")
@@ -194,11 +195,11 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         for model, model_rows in groups:
             if len(groups) > 1:
                 lines += [f"### {model}", ""]
-            lines += _answer(model_rows, tests, config, model) + [""]
+            lines += _answer(model_rows, tests, config, model) + _ranking_answer(model_rows, config) + [""]
     lines += ["## Set-up", ""]
     lines += _setup_lines(rows, config)
-    if not benches:
-        lines += ["", "No LAReQA-style results yet."]
+    if not benches and not ranked:
+        lines += ["", "No results yet."]
         return "\n".join(lines) + "\n"
     if tests:
         lines += ["", "## Significance: paired bootstrap over queries", "",
@@ -222,6 +223,10 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         for bench in lareqa_benchmarks(model_rows, config):
             found = _findings(model_rows, bench, config, [t for t in tests if t["base_model"] == model])
             if found:  # a partial grid (one language count so far) has no trend to state
+                per_model += [f"#### {bench.title}", "", *found, ""]
+        for bench in ranking_benchmarks(model_rows, config):
+            found = _ranking_findings(model_rows, bench, config)
+            if found:
                 per_model += [f"#### {bench.title}", "", *found, ""]
         if per_model:
             findings += ([f"### {model}", ""] if len(groups) > 1 else []) + per_model
@@ -250,7 +255,9 @@ def render_report(rows: Sequence[Mapping[str, Any]], skipped: Sequence[Mapping[s
         "and an engine throughput, because the corpus was imported, not translated.",
         "- *pairs used* / *pairs skipped*: (question, language) rows the training drew from or left out "
         "(summed over the cell's languages); `quality_pass_false` rows failed a quality check, "
-        "`null_positive` rows have no positive (no answer sentence when training on sentences).",
+        "`null_positive` rows have no positive (no answer sentence when training on sentences), "
+        "`no_hard_negative` rows of a mined cell kept no mined negative after the miner's filters, so a mined cell "
+        "trains on fewer distinct rows than its in-batch twin (the same steps and batch size).",
         "- Compute is measured on the machine that ran the study, which may have been shared with other "
         "work: training tokens are exact, seconds are indicative only and not portable.",
         "- mAP@20 (XTREME-R) counts only relevant candidates ranked in the top 20; mAP (LAReQA) counts all.",
@@ -383,12 +390,17 @@ def _axes_lines(rows: Sequence[Mapping[str, Any]], config: Any) -> list[str]:
 
 def _cells_table(rows: Sequence[Mapping[str, Any]], config: Any) -> list[str]:
     benches = lareqa_benchmarks(rows, config)
+    ranked = ranking_benchmarks(rows, config)
     names = " and ".join(b.title for b in benches)
-    lines = ["## All cells", "", f"mAP on {names}; *@20* is multilingual mAP@20; *rank* is rank distance.", ""]
+    about = [f"mAP on {names}; *@20* is multilingual mAP@20; *rank* is rank distance."] if benches else []
+    about += [f"nDCG@10 and Recall@100 on {b.title} (each language's queries in its own corpus)." for b in ranked]
+    lines = ["## All cells", "", " ".join(about), ""]
     head = "| cell | alpha |"
     for b in benches:
         n = b.title
         head += f" {n} mono | {n} cross | {n} multi | {n} multi@20 | {n} multi seen | {n} multi unseen | {n} rank |"
+    for b in ranked:
+        head += f" {b.title} nDCG@10 | {b.title} R@100 |"
     head += (" train tokens | train s | translation tokens | est. | pairs used | pairs skipped (why) |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for r in sorted(rows, key=lambda r: (str(r.get("base_model", "")), r["n_languages"], r["strategy"],
@@ -399,12 +411,57 @@ def _cells_table(rows: Sequence[Mapping[str, Any]], config: Any) -> list[str]:
                      f" | {fmt(r.get(b.map('multilingual')))} | {fmt(r.get(b.map_at_20('multilingual')))}"
                      f" | {fmt(r.get(b.map('multilingual', 'seen')))} | {fmt(r.get(b.map('multilingual', 'unseen')))}"
                      f" | {fmt(r.get(b.rank_distance), 1)} |")
+        for b in ranked:
+            line += f" {fmt(r.get(b.ndcg_at_10))} | {fmt(r.get(b.recall_at_100))} |"
         line += (f" {fmt(r.get('train_tokens'))} | {fmt(r.get('train_seconds'), 0)}"
                  f" | {fmt(r.get('translation_tokens'))}"
                  f" | {'yes' if r.get('translation_estimated') in (True, 'true') else 'no'} | "
                  f"{fmt(r.get('train_pairs_used'))} | {_skipped(r)} |")
         lines.append(line)
     return lines
+
+
+RANKING_METRICS = (("ndcg_at_10", "nDCG@10"), ("recall_at_100", "Recall@100"))
+
+
+def _ranking_answer(rows: Sequence[Mapping[str, Any]], config: Any) -> list[str]:
+    """What each added training language changes on the MIRACL-style benchmarks (nDCG@10, Recall@100)."""
+    out: list[str] = []
+    strategies = [s for s in (MONO, XY, HYBRID, XX) if any(r["strategy"] == s for r in trained_rows(rows))]
+    for bench in ranking_benchmarks(rows, config):
+        parts, at_top = [], []
+        for attr, label in RANKING_METRICS:
+            column = getattr(bench, attr)
+            trend = {s: means_by_n(group_by_recipe(rows, column, config).get(s, {})) for s in strategies}
+            values = [f"{s} {_signed(v, 4)}" for s in strategies if (v := change_per_language(trend[s])) is not None]
+            if values:
+                parts.append(f"{label} " + ", ".join(values))
+            if attr == "ndcg_at_10":
+                for s in strategies:
+                    if trend[s]:
+                        n = max(trend[s])
+                        at_top.append(f"{s} {trend[s][n]:.3f} (n={n})")
+        base = zero_shot_value(rows, bench.ndcg_at_10)
+        if parts:
+            out.append(f"- **{bench.title}, per added training language** (monolingual retrieval in each language's "
+                       "own corpus): " + "; ".join(parts) + ".")
+        if at_top:
+            out.append(f"- **{bench.title} nDCG@10 at the most languages trained on** (seed means): "
+                       + ", ".join(at_top) + (f"; zero-shot base {base:.3f}" if base is not None else "") + ".")
+    return out
+
+
+def _ranking_findings(rows: Sequence[Mapping[str, Any]], bench: BenchmarkColumns, config: Any) -> list[str]:
+    out: list[str] = []
+    for attr, label in RANKING_METRICS:
+        column = getattr(bench, attr)
+        groups = {k: v for k, v in group_by_recipe(rows, column, config).items() if len(v) > 1}
+        base = zero_shot_value(rows, column)
+        parts = [f"{recipe} {_trend(by_n)}" for recipe, by_n in sorted(groups.items())]
+        if parts:
+            out.append(f"- {label}: " + "; ".join(parts)
+                       + (f"; zero-shot base {base:.3f}" if base is not None else "") + ".")
+    return out
 
 
 def _skipped(row: Mapping[str, Any]) -> str:
