@@ -342,3 +342,15 @@ def test_polyqa_train_uses_mined_negatives(corpus, mined, tmp_path):
     with pytest.raises(ConfigError, match="needs negatives"):
         TrainConfig.load(None, {"corpus": str(corpus), "output_dir": str(tmp_path / "x"), "hard_negatives": "mined"},
                          source="test")
+
+
+def test_the_miners_filters_can_be_turned_off_on_the_command_line(corpus, tmp_path, capsys):
+    from polyqa.cli import main
+
+    out = tmp_path / "negatives"
+    assert main(["mine-negatives", str(corpus), "--model", "minilm", "--output", str(out), "--languages", "en",
+                 "--relative-margin", "none", "--max-score", "none", "--num-negatives", "2"]) == 0
+    settings = json.loads((out / "negatives.json").read_text())["settings"]
+    assert settings["relative_margin"] is None and settings["max_score"] is None and settings["num_negatives"] == 2
+    assert main(["mine-negatives", str(corpus), "--model", "minilm", "--relative-margin", "off"]) != 0
+    assert "argument --relative-margin: invalid float value: 'off'" in capsys.readouterr().err

@@ -22,6 +22,15 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def number_or_none(kind: type) -> Any:
+    """An option type for a number that may be turned off: ``none`` gives None."""
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
 def add_model_options(parser: argparse.ArgumentParser, model: Any, skip: tuple[str, ...] = ()) -> None:
     """One option per field of a pydantic settings model, with its description as help (defaults stay
     in the model: options left out are not in the namespace)."""
@@ -29,7 +38,8 @@ def add_model_options(parser: argparse.ArgumentParser, model: Any, skip: tuple[s
         if name in skip:
             continue
         kind = field.annotation
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: the option takes an X
+        optional = typing.get_origin(kind) in (typing.Union, types.UnionType)
+        if optional:  # X | None: the option takes an X (a number: or none)
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         help_text = field.description or ""
         if not field.is_required() and field.default not in (None, False, True):
@@ -44,7 +54,9 @@ def add_model_options(parser: argparse.ArgumentParser, model: Any, skip: tuple[s
         if typing.get_origin(kind) is typing.Literal:
             kwargs["choices"] = typing.get_args(kind)
         elif kind in (int, float):
-            kwargs["type"] = kind
+            kwargs["type"] = number_or_none(kind) if optional and field.default is not None else kind
+            if optional and field.default is not None:
+                kwargs["help"] += "; none turns it off"
         elif typing.get_origin(kind) is list:
             kwargs["type"] = lambda text: [x.strip() for x in text.split(",") if x.strip()]
             kwargs["help"] = "comma-separated " + kwargs["help"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from polyqa.commands.export import number_or_none
     from polyqa.export.config import ExportConfig
 
     f = ExportConfig.model_fields
@@ -26,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--languages", default=None, help="comma-separated " + f["languages"].description)
     p.add_argument("--positive", choices=["passage", "sentence"], default="passage", help=f["positive"].description)
     for name in ("num_negatives", "range_min", "range_max", "relative_margin", "max_score", "seed", "batch_size"):
-        p.add_argument("--" + name.replace("_", "-"), type=type(f[name].default) if f[name].default is not None
-                       else float, default=f[name].default, help=f"{f[name].description} (default {f[name].default})")
+        default = f[name].default
+        kind = type(default) if default is not None else float
+        off = name in ("relative_margin", "max_score")  # filters a user may turn off
+        p.add_argument("--" + name.replace("_", "-"), type=number_or_none(kind) if off else kind, default=default,
+                       help=f"{f[name].description} (default {default}{'; none turns it off' if off else ''})")
     p.add_argument("--sampling", choices=["top", "random"], default="top", help=f["sampling"].description)
     p.add_argument("--query-prompt", default="", help="prefix of each question when encoding")
     p.add_argument("--passage-prompt", default="", help="prefix of each candidate when encoding")
