@@ -35,6 +35,7 @@ SCRIPTS = [  # (script, quick arguments)
     ("translate.py", ["--quick"]),
     ("build.py", ["--quick"]),
     ("corpus.py", ["--quick"]),
+    ("export.py", ["--quick"]),
     ("train.py", ["--quick"]),
     ("evaluate.py", ["--quick"]),
     ("faults.py", ["--quick"]),
