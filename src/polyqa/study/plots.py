@@ -45,10 +45,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
                     ax.set_ylabel(label)
                     ax.grid(alpha=0.3)
             _legend(axes[0][-1])
-            fig.tight_layout()
-            plots[f"ranking_vs_languages{suffix}"] = _plot_name("ranking_vs_languages", model, several)
-            fig.savefig(out_dir / plots[f"ranking_vs_languages{suffix}"], dpi=110)
-            plt.close(fig)
+            _save(fig, plots, "ranking_vs_languages", model, several, out_dir)
         benches = lareqa_benchmarks(model_rows, config)
         if not benches:
             continue
@@ -62,10 +59,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
                 ax.grid(alpha=0.3)
             axes[bi][0].set_ylabel("mAP")
         _legend(axes[0][-1])
-        fig.tight_layout()
-        plots[f"map_vs_languages{suffix}"] = _plot_name("map_vs_languages", model, several)
-        fig.savefig(out_dir / plots[f"map_vs_languages{suffix}"], dpi=110)
-        plt.close(fig)
+        _save(fig, plots, "map_vs_languages", model, several, out_dir)
 
         fig, axes = plt.subplots(1, len(benches), figsize=(6 * len(benches), 4.2), squeeze=False)
         for ax, bench in zip(axes[0], benches):
@@ -75,29 +69,31 @@ def plot_study(rows: Sequence[Mapping[str, Any]], config: Any, out_dir: Path) ->
             ax.set_title(f"language bias ({bench.title}){suffix}")
             ax.grid(alpha=0.3)
             _legend(ax)
-        fig.tight_layout()
-        plots[f"rank_distance_vs_languages{suffix}"] = _plot_name("rank_distance_vs_languages", model, several)
-        fig.savefig(out_dir / plots[f"rank_distance_vs_languages{suffix}"], dpi=110)
-        plt.close(fig)
+        _save(fig, plots, "rank_distance_vs_languages", model, several, out_dir)
 
         fig, axes = plt.subplots(1, len(benches), figsize=(6.5 * len(benches), 4.4), squeeze=False)
         for ax, bench in zip(axes[0], benches):
             _plot_compute(ax, model_rows, bench.map("multilingual"))
             ax.set_title(f"quality against compute ({bench.title}){suffix}")
-        fig.tight_layout()
-        plots[f"map_vs_compute{suffix}"] = _plot_name("map_vs_compute", model, several)
-        fig.savefig(out_dir / plots[f"map_vs_compute{suffix}"], dpi=110)
-        plt.close(fig)
+        _save(fig, plots, "map_vs_compute", model, several, out_dir)
 
         fig, axes = plt.subplots(1, len(benches), figsize=(7.5 * len(benches), 5.6), squeeze=False)
         for ax, bench in zip(axes[0], benches):
             _plot_tradeoff(ax, model_rows, bench, config)
             ax.set_title(f"monolingual vs multilingual mAP ({bench.title}){suffix}")
-        fig.tight_layout()
-        plots[f"tradeoff{suffix}"] = _plot_name("tradeoff", model, several)
-        fig.savefig(out_dir / plots[f"tradeoff{suffix}"], dpi=110)
-        plt.close(fig)
+        _save(fig, plots, "tradeoff", model, several, out_dir)
     return plots
+
+
+def _save(fig: Any, plots: dict[str, str], stem: str, model: str, several: bool, out_dir: Path) -> None:
+    """Write one figure and list it under its name (with the model, when a study has several)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    name = stem + (f" [{model}]" if several else "")
+    plots[name] = _plot_name(stem, model, several)
+    fig.savefig(out_dir / plots[name], dpi=110)
+    plt.close(fig)
 
 
 def _legend(ax: Any) -> None:
