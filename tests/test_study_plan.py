@@ -29,9 +29,10 @@ def config(**overrides) -> StudyConfig:
 
 
 def test_default_alpha_is_the_training_default():
+    from polyqa import settings
     from polyqa.train.config import TrainConfig
 
-    assert TrainConfig.__dataclass_fields__["alpha"].default == DEFAULT_ALPHA
+    assert settings.defaults(TrainConfig)["alpha"] == DEFAULT_ALPHA
 
 
 def test_extra_cells_add_seeds_alphas_and_caps_without_a_cross_product():

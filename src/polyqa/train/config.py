@@ -8,23 +8,15 @@ a new setting reaches all of them without edits elsewhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from polyqa import paths
 from polyqa.batching.pairs import MINED, POSITIVE_KINDS
 from polyqa.batching.planner import HYBRID, STRATEGIES, BatchingConfig
 from polyqa.splits import read_titles
-from polyqa.errors import (
-    ConfigError,
-    construct_config,
-    check_bool,
-    check_choice,
-    check_int,
-    check_languages,
-    check_number,
-)
+from polyqa.errors import ConfigError, check_bool, check_choice, check_languages, check_number
+from polyqa.settings import Codes, Flag, Location, Number, Whole, build, config, read_yaml, setting
 
 LOSSES = ("mnrl", "cached-mnrl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -35,60 +27,68 @@ PATH_FIELDS = ("corpus", "output_dir", "base_model", "resume", "exclude_titles_f
 HELDOUT_FILE = "heldout_articles.txt"  # in output_dir: the titles training left out (evaluate on them)
 
 
-@dataclass
+@config
 class TrainConfig:
-    """Everything a training run needs; a YAML config maps onto these fields one to one."""
+    """Everything a training run needs; a YAML config maps onto these settings one to one."""
 
-    corpus: str
-    output_dir: str
-    languages: list[str] | None = None  # NLLB or ISO codes; None: every language of the corpus
-    strategy: str = HYBRID  # x-x-mono | x-x | x-y | hybrid
-    alpha: float = 0.5  # hybrid: share of x-x-mono batches
-    languages_per_batch: int | None = None  # cap on distinct languages in one batch; None: all
-    language_weights: str | dict[str, float] = "uniform"  # uniform | size | {lang: weight}
-    positive: str = "passage"  # passage | sentence (the answer sentence, as LAReQA retrieves)
-    # true: the neighbouring sentence / next passage of the same article; "mined": the negatives of
-    # polyqa mine-negatives in ``negatives`` (a folder mined from this corpus)
-    hard_negatives: bool | str = False
-    negatives: str | None = None
-    # Skip rows whose quality_pass is false. Off only for corpora whose flags say nothing useful,
-    # e.g. the demo corpus of the random tiny model, whose babble fails every check.
-    quality_filter: bool = True
-    base_model: str = "minilm"  # an alias of polyqa.encoders (minilm, xlm-r, labse, ...), HF id or local path
-    batch_size: int = 32  # per device
-    max_steps: int | None = None  # overrides epochs when set
-    epochs: float = 1.0
-    batches_per_epoch: int | None = None  # default: usable questions // batch_size
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_steps: float = 0.0  # steps, or a ratio of the total when < 1
-    scale: float = 20.0  # cosine similarity scale = 1 / temperature
-    temperature: float | None = None  # when set, scale = 1 / temperature
-    max_seq_length: int | None = 256
-    prompts: bool = False  # prefix "query: " / "passage: "
-    query_prompt: str = "query: "
-    passage_prompt: str = "passage: "
-    loss: str = "mnrl"  # mnrl | cached-mnrl
-    mini_batch_size: int = 32  # cached-mnrl: GradCache mini batch
-    gather_across_devices: bool = False
-    seed: int = 0
-    checkpoint_steps: int = 500
-    save_total_limit: int | None = 2
-    resume: bool | str = False  # true: newest checkpoint in output_dir/checkpoints; or a path
-    logging_steps: int = 10
-    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    dataloader_num_workers: int = 0
-    torch_threads: int | None = None  # CPU threads for torch; None: torch's default (1 helps on busy machines)
-    record_batches: bool = False  # keep every trained batch's (qa_id, langs) in the run record
+    corpus: Location = setting(help="corpus folder (build-corpus or import-parallel output), local or a URL")
+    output_dir: Location = setting(help="run folder: the model, checkpoints, the run record")
+    languages: Codes | None = setting(None, help="NLLB or ISO codes; default: every language of the corpus")
+    strategy: Literal[STRATEGIES] = setting(HYBRID, help="batch strategy: " + ", ".join(STRATEGIES))
+    alpha: Number = setting(0.5, ge=0, le=1, help="hybrid: share of x-x-mono batches")
+    languages_per_batch: Whole | None = setting(
+        None, ge=1, help="cap on distinct languages in one batch; default: all")
+    language_weights: Any = setting("uniform", help="how often each language is drawn: uniform, size or "
+                                    "{language: weight}")
+    positive: Literal[POSITIVE_KINDS] = setting(
+        "passage", help="the positive: the passage, or the answer sentence (as LAReQA retrieves)")
+    hard_negatives: Any = setting(
+        False, help="true: the neighbouring sentence / next passage of the same article; mined: the "
+        "negatives of polyqa mine-negatives in negatives (a folder mined from this corpus)")
+    negatives: Location | None = setting(None, help="a polyqa mine-negatives folder (hard_negatives: mined)")
+    # Off only for corpora whose flags say nothing useful, e.g. the demo corpus of the random
+    # tiny model, whose babble fails every check.
+    quality_filter: Flag = setting(True, help="skip rows whose quality_pass is false")
+    base_model: str = setting(
+        "minilm", help="an alias of polyqa.encoders (minilm, xlm-r, labse, ...), a hub id or a local folder")
+    batch_size: Whole = setting(32, ge=2, help="pairs per batch and device (in-batch negatives need two)")
+    max_steps: Whole | None = setting(None, ge=1, help="optimizer steps; overrides epochs when set")
+    epochs: Number = setting(1.0, gt=0, help="passes over batches_per_epoch batches")
+    batches_per_epoch: Whole | None = setting(None, ge=1, help="default: usable questions // batch_size")
+    learning_rate: Number = setting(3e-5, gt=0, help="peak learning rate")
+    weight_decay: Number = setting(0.01, ge=0, help="AdamW weight decay")
+    warmup_steps: Number = setting(0.0, ge=0, help="warm-up steps, or a share of all steps when below 1")
+    scale: Number = setting(20.0, gt=0, help="cosine similarity scale (1 / temperature)")
+    temperature: Number | None = setting(None, gt=0, help="when set, scale = 1 / temperature")
+    max_seq_length: Whole | None = setting(256, ge=1, help="tokens per text; default: the model's")
+    prompts: Flag = setting(False, help='prefix questions with query_prompt and passages with passage_prompt')
+    query_prompt: str = setting("query: ", help="the question prefix when prompts is on")
+    passage_prompt: str = setting("passage: ", help="the passage prefix when prompts is on")
+    loss: Literal[LOSSES] = setting("mnrl", help="mnrl, or cached-mnrl (GradCache: large batches, little memory)")
+    mini_batch_size: Whole = setting(32, ge=1, help="cached-mnrl: GradCache mini batch")
+    gather_across_devices: Flag = setting(False, help="several GPUs: in-batch negatives from every device")
+    seed: Whole = setting(0, ge=0, help="seed of batches and initialisation")
+    checkpoint_steps: Whole = setting(500, ge=1, help="save a checkpoint every N steps")
+    save_total_limit: Whole | None = setting(2, ge=1, help="checkpoints kept; default: all")
+    resume: Any = setting(False, help="true: the newest checkpoint in output_dir/checkpoints; or a checkpoint path")
+    logging_steps: Whole = setting(10, ge=1, help="log the loss every N steps")
+    precision: Literal[PRECISIONS] = setting(
+        "auto", help="auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16")
+    dataloader_num_workers: Whole = setting(0, ge=0, help="data loader processes")
+    torch_threads: Whole | None = setting(
+        None, ge=1, help="CPU threads for torch; default: torch's (1 helps on busy machines)")
+    record_batches: Flag = setting(False, help="keep every trained batch's (qa_id, langs) in the run record")
     # Held-out articles: rows of these titles are never trained on (skipped, counted), so the model
     # can be evaluated on them (polyqa evaluate --benchmark polyqa-corpus --articles-file ...).
-    exclude_titles: list[str] | None = None
-    exclude_titles_file: str | None = None  # one title per line ('#' comments) or a JSON list
-    # Or let training pick them: this share of the corpus's articles, drawn with heldout_seed.
+    exclude_titles: Any = setting(None, help="article titles never trained on")
+    exclude_titles_file: Location | None = setting(
+        None, help="a file of titles never trained on: one per line ('#' comments) or a JSON list")
     # All excluded titles are written to output_dir/heldout_articles.txt.
-    heldout_fraction: float | None = None
-    heldout_seed: int = 0
-    trust_remote_code: bool = False  # run Python code shipped with a hub model (off: built-in architectures only)
+    heldout_fraction: Number | None = setting(
+        None, gt=0, lt=1, help="hold out this share of the corpus's articles, drawn with heldout_seed")
+    heldout_seed: Whole = setting(0, ge=0, help="seed of the held-out draw")
+    trust_remote_code: Flag = setting(
+        False, help="run Python code shipped with a hub model (off: built-in architectures only)")
 
     def __post_init__(self) -> None:
         # Every construction passes here (keywords, from_dict, from_yaml, load, dataclasses.replace),
@@ -97,64 +97,28 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, (str, Path)):
                 setattr(self, name, paths.expand(value))
-        if isinstance(self.languages, str):
-            self.languages = [s.strip() for s in self.languages.split(",") if s.strip()]
         self._check()
         if self.temperature is not None:
             self.scale = 1.0 / float(self.temperature)
         self.batching  # noqa: B018 (builds the planner's config: its own checks too)
 
     def _check(self) -> None:
-        """ConfigError naming the first setting out of range (YAML numbers given as text are converted)."""
+        """ConfigError naming the first setting that its declaration alone cannot check."""
         for name in REQUIRED:
-            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+            if not getattr(self, name).strip():
                 raise ConfigError(f"{name} must be a path, got {getattr(self, name)!r}")
         check_languages("languages", self.languages)
-        check_choice("strategy", self.strategy, STRATEGIES)
-        check_choice("loss", self.loss, LOSSES)
-        check_choice("precision", self.precision, PRECISIONS)
-        check_choice("positive", self.positive, POSITIVE_KINDS)
-        self.alpha = check_number("alpha", self.alpha, minimum=0.0, maximum=1.0)
-        check_int("languages_per_batch", self.languages_per_batch, minimum=1, optional=True)
         check_language_weights(self.language_weights)
-        check_int("batch_size", self.batch_size, minimum=2)  # in-batch negatives need another pair
-        check_int("max_steps", self.max_steps, minimum=1, optional=True)
-        self.epochs = check_number("epochs", self.epochs, above=0.0)
-        check_int("batches_per_epoch", self.batches_per_epoch, minimum=1, optional=True)
-        self.learning_rate = check_number("learning_rate", self.learning_rate, above=0.0)
-        self.weight_decay = check_number("weight_decay", self.weight_decay, minimum=0.0)
-        self.warmup_steps = check_number("warmup_steps", self.warmup_steps, minimum=0.0)
-        self.scale = check_number("scale", self.scale, above=0.0)
-        self.temperature = check_number("temperature", self.temperature, above=0.0, optional=True)
-        check_int("max_seq_length", self.max_seq_length, minimum=1, optional=True)
-        check_int("mini_batch_size", self.mini_batch_size, minimum=1)
-        check_int("seed", self.seed, minimum=0)
-        check_int("checkpoint_steps", self.checkpoint_steps, minimum=1)
-        check_int("save_total_limit", self.save_total_limit, minimum=1, optional=True)
-        check_int("logging_steps", self.logging_steps, minimum=1)
-        check_int("dataloader_num_workers", self.dataloader_num_workers, minimum=0)
-        check_int("torch_threads", self.torch_threads, minimum=1, optional=True)
         if self.hard_negatives != MINED:
             check_bool("hard_negatives", self.hard_negatives)
         elif not isinstance(self.negatives, str) or not self.negatives.strip():
             raise ConfigError("hard_negatives: mined needs negatives, the folder polyqa mine-negatives wrote",
                               todo="set negatives: FOLDER (mined from this corpus)")
-        for name in ("quality_filter", "prompts", "gather_across_devices", "record_batches",
-                     "trust_remote_code"):
-            check_bool(name, getattr(self, name))
-        for name in ("query_prompt", "passage_prompt"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
         if not isinstance(self.resume, (bool, str)):
             raise ConfigError(f"resume must be true, false or a checkpoint folder, got {self.resume!r}")
         if self.exclude_titles is not None and (
                 not isinstance(self.exclude_titles, list) or not all(isinstance(t, str) for t in self.exclude_titles)):
             raise ConfigError(f"exclude_titles must be a list of article titles, got {self.exclude_titles!r}")
-        if self.exclude_titles_file is not None and not isinstance(self.exclude_titles_file, str):
-            raise ConfigError(f"exclude_titles_file must be a path, got {self.exclude_titles_file!r}")
-        self.heldout_fraction = check_number("heldout_fraction", self.heldout_fraction, above=0.0, below=1.0,
-                                             optional=True)
-        check_int("heldout_seed", self.heldout_seed, minimum=0)
         from polyqa.encoders import check_model_name
 
         check_model_name(self.base_model, "base_model")
@@ -194,18 +158,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """A config from settings; errors name ``source`` (a file, a flow, a study cell)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            import difflib
-
-            close = sorted({m for key in unknown for m in difflib.get_close_matches(key, known, n=1)})
-            raise ConfigError(f"unknown setting(s) {unknown}", where=source,
-                              todo=(f"did you mean {close}? " if close else "") + f"known: {sorted(known)}")
-        missing = [name for name in REQUIRED if not data.get(name)]
-        if missing:
-            raise ConfigError(f"missing required setting(s) {missing}", where=source)
-        return construct_config(cls, data, source)
+        return build(cls, data, source)
 
     @classmethod
     def load(
@@ -244,26 +197,3 @@ def check_language_weights(weights: object) -> None:
     values = [check_number(f"language_weights[{lang}]", w, minimum=0.0) for lang, w in weights.items()]
     if not any(values):
         raise ConfigError("language_weights: every weight is 0")
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping of settings in a YAML file; errors name the file."""
-    import yaml
-
-    path = Path(paths.expand(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
-                          todo="save the config as UTF-8") from None
-    except IsADirectoryError:
-        raise ConfigError("a folder where a YAML config file is expected", where=str(path),
-                          todo="pass the config file") from None
-    except FileNotFoundError:
-        raise ConfigError("config file not found", where=str(path), todo="check the path") from None
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise ConfigError(f"not valid YAML ({first})", where=str(path)) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where=str(path))
-    return data
