@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +48,17 @@ def _cli_config(argv: list[str]) -> EvaluationConfig:
 def test_flow_parameters_are_the_config_fields_with_the_same_defaults():
     from prefect.utilities.callables import parameter_schema
 
+    from polyqa import settings
+
     schema = parameter_schema(_flow().fn)
-    config_fields = fields(EvaluationConfig)
-    assert list(schema.properties) == [f.name for f in config_fields]
-    assert sorted(schema.required) == sorted(f.name for f in config_fields if f.default is MISSING)
-    for f in config_fields:
-        if f.default is not MISSING:
-            assert schema.properties[f.name]["default"] == f.default, f.name
-        assert schema.properties[f.name].get("description"), f"{f.name} has no description"
+    names = [f.name for f in fields(EvaluationConfig)]
+    assert list(schema.properties) == names
+    assert sorted(schema.required) == sorted(settings.required(EvaluationConfig)) == ["benchmark", "model", "output"]
+    defaults = settings.defaults(EvaluationConfig)
+    for name in names:
+        if name in defaults:
+            assert schema.properties[name]["default"] == defaults[name], name
+        assert schema.properties[name].get("description"), f"{name} has no description"
 
 
 def test_triggered_flow_and_cli_build_the_same_config(tmp_path):
