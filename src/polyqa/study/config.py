@@ -3,57 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from polyqa.batching.pairs import MINED
 from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
-from polyqa.errors import ConfigError, PolyqaError, check_bool, check_choice, check_int, check_languages, check_number, construct_config
+from polyqa.errors import ConfigError, PolyqaError, check_bool, check_choice, check_int, check_languages, check_number
+from polyqa.settings import Codes, Flag, Location, build, config, read_yaml, setting
 
 DEFAULT_ALPHA = 0.5  # polyqa.train.TrainConfig.alpha's default (checked in the tests)
 
 
-@dataclass
+@config
 class StudyConfig:
-    """A study grid; a YAML config maps onto these fields one to one."""
+    """A study grid; a YAML config maps onto these settings one to one.
 
-    name: str
-    results_dir: str  # table, plots, report and one record per finished cell (small; committed)
-    work_dir: str  # corpus, trained models, evaluation outputs (large; not committed)
-    # The training corpus: an existing polyqa corpus folder, or a build config
-    # (mapping) that polyqa.corpus.job.build_corpus turns into one in work_dir/corpus.
-    corpus: str | dict[str, Any] = ""
-    # Article-level held-out split of a LAReQA-format set (XQuAD-R): the corpus
-    # build keeps only training articles and evaluation only held-out ones.
-    split: dict[str, Any] | None = None  # {data_dir, heldout_fraction, seed}
-    # The encoder every cell starts from; a list makes the model an axis of the grid.
-    base_model: str | list[str] = "minilm"
-    language_order: list[str] = field(default_factory=list)  # first N are trained on
-    unseen: list[str] = field(default_factory=list)  # never trained on; must not be in the order
-    language_counts: list[int] = field(default_factory=lambda: [1, 2, 4])
-    strategies: list[str] = field(default_factory=lambda: [MONO, XY, HYBRID])
-    languages_per_batch: list[int | None] = field(default_factory=lambda: [None])
-    # Hybrid mixing weights (share of x-x-mono batches) of the main grid; null: train.alpha.
-    alphas: list[float | None] = field(default_factory=lambda: [None])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    # Selected cells beyond the main grid, e.g. [{n_languages: 9, strategy: hybrid, alpha: [0.25, 0.75]}].
-    # Each key takes one value or a list; a key left out takes the main grid's values (seeds: `seeds`).
-    extra_cells: list[dict[str, Any]] = field(default_factory=list)
-    include_zero_shot: bool = True  # evaluate the untrained base model as a reference row
-    # How cells with ``hard_negatives: mined`` get their negatives: polyqa.export.MinerSettings
-    # ({model, num_negatives, range_min, range_max, ...}), mined once on the corpus into work_dir/negatives.
-    mining: dict[str, Any] | None = None
-    train: dict[str, Any] = field(default_factory=dict)  # polyqa.train.TrainConfig settings
-    evaluate: list[dict[str, Any]] = field(default_factory=list)  # [{benchmark, data_dir, ...}]
-    # Translation cost of an imported corpus is estimated from its English text:
+    Lists and mappings are declared as such for the reader and checked item by item by
+    :func:`check_study_config`, whose messages name the entry (``extra_cells[0].alpha``).
+    """
+
+    name: str = setting(help="the study's name (titles of the table, plots and report)")
+    results_dir: Location = setting(
+        help="table, plots, report and one record per finished cell (small; committed)")
+    work_dir: Location = setting(help="corpus, trained models, evaluation outputs (large; not committed)")
+    corpus: Any = setting(
+        "", help="the training corpus: a polyqa corpus folder, or a build config (mapping) built into "
+        "work_dir/corpus")
+    split: Any = setting(
+        None, help="{data_dir, heldout_fraction, seed}: an article-level held-out split of a LAReQA-format set; "
+        "the corpus keeps only training articles and evaluation only held-out ones")
+    base_model: Any = setting("minilm", help="the encoder every cell starts from; a list makes it an axis")
+    language_order: Codes = setting(default_factory=list, help="languages in the order cells add them")
+    unseen: Codes = setting(default_factory=list, help="languages never trained on (not in language_order)")
+    language_counts: list[Any] = setting(
+        default_factory=lambda: [1, 2, 4], help="how many of language_order each cell trains on")
+    strategies: list[Any] = setting(default_factory=lambda: [MONO, XY, HYBRID], help="batch strategies of the grid")
+    languages_per_batch: list[Any] = setting(
+        default_factory=lambda: [None], help="caps on distinct languages per batch (null: none)")
+    alphas: list[Any] = setting(
+        default_factory=lambda: [None], help="hybrid mixing weights (share of x-x-mono batches); null: train.alpha")
+    seeds: list[Any] = setting(default_factory=lambda: [0], help="training seeds; each is a cell")
+    extra_cells: list[Any] = setting(
+        default_factory=list, help="cells beyond the main grid, e.g. [{n_languages: 9, strategy: hybrid, "
+        "alpha: [0.25, 0.75]}]; each key takes one value or a list, a key left out takes the grid's values")
+    include_zero_shot: Flag = setting(True, help="evaluate the untrained base model as a reference row")
+    mining: Any = setting(
+        None, help="how cells with hard_negatives: mined get negatives: polyqa mine-negatives settings "
+        "({model, num_negatives, range_min, range_max, ...}), mined once into work_dir/negatives")
+    train: Any = setting(default_factory=dict, help="polyqa.train.TrainConfig settings of every cell")
+    evaluate: list[Any] = setting(default_factory=list, help="benchmarks: [{benchmark, data_dir, ...}]")
     # NLLB tokens ~ words * tokens_per_word, seconds = tokens / tokens_per_second.
-    translation_estimate: dict[str, float] = field(
-        default_factory=lambda: {"tokens_per_word": 1.35, "tokens_per_second": 150.0}
-    )
-    notes: str = ""  # what the reader must know about this run (scale, model); printed in the report
-    # Estimated cost for the plan (`polyqa study --plan`): {unit, corpus, train, evaluate}; see plan_rows.
-    cost_estimate: dict[str, Any] | None = None
+    translation_estimate: Any = setting(
+        default_factory=lambda: {"tokens_per_word": 1.35, "tokens_per_second": 150.0},
+        help="how the translation cost of an imported corpus is estimated from its English text")
+    notes: str = setting("", help="what the reader must know about this run (scale, model); printed in the report")
+    cost_estimate: Any = setting(
+        None, help="estimated cost for polyqa study --plan: {unit, corpus, train, evaluate}")
 
     def __post_init__(self) -> None:
         self.language_order = check_languages("language_order", self.language_order, optional=False)
@@ -86,20 +92,10 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> StudyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}", where=source, todo=f"known: {sorted(known)}")
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-                   and f.name not in data]
-        if missing:
-            raise ConfigError(f"missing required setting(s) {missing}", where=source)
-        return construct_config(cls, data, source)
+        return build(cls, data, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
-        from polyqa.train.config import read_yaml  # names the file on unreadable, non-UTF-8 or bad YAML
-
         data = read_yaml(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data, source=str(path))
@@ -129,7 +125,7 @@ def check_study_config(config: StudyConfig) -> None:
     from polyqa.train.config import TrainConfig
 
     for name in ("name", "results_dir", "work_dir"):
-        if not isinstance(getattr(config, name), str) or not getattr(config, name).strip():
+        if not getattr(config, name).strip():
             raise ConfigError(f"{name} must be set (text), got {getattr(config, name)!r}")
     if not isinstance(config.corpus, (str, Mapping)) or not config.corpus:
         raise ConfigError("corpus must be a corpus folder or a build config (mapping)", todo="set corpus")
@@ -141,10 +137,6 @@ def check_study_config(config: StudyConfig) -> None:
             check_model_name(model, f"base_model[{i}]")
     else:
         check_model_name(models, "base_model")
-    for name in ("language_counts", "strategies", "languages_per_batch", "alphas", "seeds", "extra_cells",
-                 "evaluate"):
-        if not isinstance(getattr(config, name), list):
-            raise ConfigError(f"{name} must be a list, got {getattr(config, name)!r}")
     if not config.language_order:
         raise ConfigError("language_order must list at least one language")
     for n in config.language_counts:
@@ -158,7 +150,6 @@ def check_study_config(config: StudyConfig) -> None:
         check_int("seeds[]", seed, minimum=0)
     for i, extra in enumerate(config.extra_cells):
         check_extra_cell(f"extra_cells[{i}]", extra)
-    check_bool("include_zero_shot", config.include_zero_shot)
     if config.split is not None:
         split = config.split
         if not isinstance(split, Mapping) or "data_dir" not in split or set(split) - set(SPLIT_SETTINGS):
