@@ -118,8 +118,8 @@ def test_flow_parameters_are_not_build_config_fields(flow_module):
 
 
 def test_flow_reports_config_errors_from_build_config(tmp_path, flow_module, prefect_harness):
-    with pytest.raises(ValueError, match=r"unknown config keys \['shard_size'\]"):
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['shard_size'\]"):
         flow_module.build_corpus(output=str(tmp_path / "corpus"), config={"shard_size": 5})
     (tmp_path / "bad.yaml").write_text("sources: [polyqa_sample]\nformat: csv\n")
-    with pytest.raises(ValueError, match=r"bad\.yaml: config 'format' must be arrow or parquet"):
+    with pytest.raises(ValueError, match=r"format must be one of arrow, parquet, got 'csv': .*bad\.yaml"):
         flow_module.build_corpus(output=str(tmp_path / "corpus"), config=str(tmp_path / "bad.yaml"))

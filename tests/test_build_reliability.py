@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import re
+
 import pytest
 import yaml
 
@@ -570,29 +572,49 @@ def test_output_that_is_a_file_is_refused(tmp_path, capsys):
 def test_shard_rows_below_one_is_refused(tmp_path, capsys, xquad_r_dir, command, rows):
     argv = ["build-corpus"] if command == "build-corpus" else ["import-parallel", str(xquad_r_dir)]
     assert cli_main([*argv, "--output", str(tmp_path / "c"), "--shard-rows", rows]) == 2
-    assert f"config 'shard_rows' must be at least 1, not {rows}" in capsys.readouterr().err
+    assert f"shard_rows must be >= 1, got {rows}" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"shard_rows": 2.5}, "config 'shard_rows' must be an integer of at least 1, not 2.5"),
-    ({"shard_rows": "100"}, "config 'shard_rows' must be an integer of at least 1, not '100'"),
-    ({"decoding": {"beam_size": 0}}, "config 'decoding.beam_size' must be an integer of at least 1, not 0"),
-    ({"decoding": {"max_length_ratio": -1}}, "config 'decoding.max_length_ratio' must be a number of at least 0"),
-    ({"decoding": {"beams": 2}}, "unknown decoding settings ['beams']"),
-    ({"engine": {"inter_threads": 0}}, "config 'engine.inter_threads' must be an integer of at least 1, not 0"),
-    ({"engine": {"device": "tpu"}}, "config 'engine.device' must be cpu or cuda, not 'tpu'"),
-    ({"quality": {"max_repetition": 1.5}}, "config 'quality.max_repetition' must be a number from 0 to 1, not 1.5"),
-    ({"quality": {"fuzzy_threshold": 101}}, "config 'quality.fuzzy_threshold' must be a number from 0 to 100"),
-    ({"quality": {"min_langid_score": True}}, "config 'quality.min_langid_score' must be a number from 0 to 1"),
-    ({"quality": {"min_length_ratio": 4}}, "'quality.min_length_ratio' (4) is above 'quality.max_length_ratio'"),
-    ({"compression": "gzip"}, "config 'compression' must be one of zstd, lz4, none for arrow, not 'gzip'"),
-    ({"quantization": "int4"}, "config 'quantization' must be one of int8"),
+    ({"shard_rows": 2.5}, "shard_rows must be a whole number, got 2.5"),
+    ({"shard_rows": "100"}, "shard_rows must be a whole number, got '100'"),
+    ({"decoding": {"beam_size": 0}}, "decoding.beam_size must be an integer of at least 1, got 0"),
+    ({"decoding": {"max_length_ratio": -1}}, "decoding.max_length_ratio must be a number of at least 0"),
+    ({"decoding": {"beams": 2}}, "decoding: unknown setting(s) ['beams']"),
+    ({"engine": {"inter_threads": 0}}, "engine.inter_threads must be an integer of at least 1, got 0"),
+    ({"engine": {"device": "tpu"}}, "engine.device must be cpu or cuda, got 'tpu'"),
+    ({"quality": {"max_repetition": 1.5}}, "quality.max_repetition must be a number from 0 to 1, got 1.5"),
+    ({"quality": {"fuzzy_threshold": 101}}, "quality.fuzzy_threshold must be a number from 0 to 100"),
+    ({"quality": {"min_langid_score": True}}, "quality.min_langid_score must be a number from 0 to 1"),
+    ({"quality": {"min_length_ratio": 4}}, "quality.min_length_ratio (4) is above quality.max_length_ratio"),
+    ({"compression": "gzip"}, "compression must be one of zstd, lz4, none for arrow, got 'gzip'"),
+    ({"quantization": "int4"}, "quantization must be one of int8"),
 ])
 def test_config_numbers_are_checked_when_the_config_is_read(override, message):
     with pytest.raises(ConfigError) as raised:
         load_config(None, override)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"shard_rows": 0}, "shard_rows must be >= 1, got 0"),
+    ({"format": "csv"}, "format must be one of arrow, parquet, got 'csv'"),
+    ({"compression": "gzip"}, "compression must be one of zstd, lz4, none for arrow"),
+    ({"shard_size": 5}, "unknown setting(s) ['shard_size']"),
+])
+def test_a_config_constructed_directly_is_checked_too(override, message):
+    """Keywords, dataclasses.replace and from_dict go through the same checks."""
+    import dataclasses
+
+    from polyqa.corpus.config import BuildConfig
+
+    with pytest.raises(ConfigError) as raised:
+        BuildConfig(**override)
+    assert message in str(raised.value)
+    if "shard_size" not in override:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            dataclasses.replace(BuildConfig(), **override)
 
 
 def test_conflict_errors_are_one_line_errors(world, tmp_path, capsys):

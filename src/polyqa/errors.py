@@ -10,8 +10,6 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
 
 
 class PolyqaError(Exception):
@@ -45,6 +43,10 @@ def user_message(exc: BaseException) -> str | None:
 def _message(exc: BaseException) -> str | None:
     if isinstance(exc, PolyqaError):
         return str(exc)
+    if type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic"):
+        from polyqa.settings import config_error
+
+        return str(config_error(exc))
     if isinstance(exc, OSError):
         if exc.errno is None:  # raised by polyqa with its own message
             return str(exc)
@@ -144,15 +146,3 @@ def check_languages(name: str, values: object, *, optional: bool = True) -> list
     if len(set(codes)) != len(codes):
         raise ConfigError(f"{name}: a language is listed twice: {values}")
     return codes
-
-
-def construct_config(cls: type, settings: Mapping[str, Any], source: str) -> Any:
-    """``cls(**settings)``, with any error a ConfigError naming ``source`` (the file or the caller)."""
-    try:
-        return cls(**dict(settings))
-    except PolyqaError as exc:
-        what = f"{exc.what} ({exc.where})" if exc.where else exc.what
-        kind = type(exc) if isinstance(exc, ConfigError) else ConfigError
-        raise kind(what, where=source, todo=exc.todo) from exc
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc), where=source) from exc

@@ -19,7 +19,7 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
@@ -114,17 +114,25 @@ def signature(cls: type, return_annotation: Any = inspect.Signature.empty) -> in
     return inspect.Signature(params, return_annotation=return_annotation)
 
 
-def check_keys(cls: type, data: Mapping[str, Any], source: str, *, required_keys: tuple[str, ...] = ()) -> None:
-    """ConfigError for keys ``cls`` does not know (with the closest known ones) or required ones left out."""
-    known = list(fields_of(cls))
-    unknown = sorted(set(data) - set(known))
+def check_keys(known: type | Iterable[str], data: Mapping[str, Any], source: str | None = None, *,
+               section: str | None = None, required_keys: Iterable[str] = ()) -> None:
+    """ConfigError for keys not ``known`` (a config class, a dataclass or names), with the closest
+    known ones, or for required ones left out. ``section`` names a nested mapping (``decoding``)."""
+    if isinstance(known, type) and (hasattr(known, "__pydantic_fields__") or hasattr(known, "model_fields")):
+        names, required_keys = list(fields_of(known)), (*required(known), *required_keys)
+    elif isinstance(known, type):
+        names = [f.name for f in dataclasses.fields(known)]
+    else:
+        names = list(known)
+    prefix = f"{section}: " if section else ""
+    unknown = sorted(set(data) - set(names))
     if unknown:
-        close = sorted({m for key in unknown for m in difflib.get_close_matches(key, known, n=1)})
-        raise ConfigError(f"unknown setting(s) {unknown}", where=source,
-                          todo=(f"did you mean {close}? " if close else "") + f"known: {sorted(known)}")
-    missing = [name for name in (*required(cls), *required_keys) if data.get(name) in (None, "")]
+        close = sorted({m for key in unknown for m in difflib.get_close_matches(key, names, n=1)})
+        raise ConfigError(f"{prefix}unknown setting(s) {unknown}", where=source,
+                          todo=(f"did you mean {close}? " if close else "") + f"known: {sorted(names)}")
+    missing = [name for name in required_keys if data.get(name) in (None, "")]
     if missing:
-        raise ConfigError(f"missing required setting(s) {missing}", where=source)
+        raise ConfigError(f"{prefix}missing required setting(s) {missing}", where=source)
 
 
 def build(cls: type, data: Mapping[str, Any], source: str = "config", *,

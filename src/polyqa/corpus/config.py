@@ -5,70 +5,79 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from polyqa import languages as L
 from polyqa import paths
 from polyqa.errors import ConfigError
+from polyqa.settings import Codes, Flag, Whole, build, check_keys, config, read_yaml, setting
 from polyqa.languages import ENGLISH
 from polyqa.corpus.quality import ProjectionSettings, QualityThresholds
 
 
-@dataclass
+COMPRESSIONS = {"arrow": ("zstd", "lz4", "none"), "parquet": ("zstd", "snappy", "gzip", "brotli", "lz4", "none")}
+ENGINE_KEYS = ("device", "device_index", "inter_threads", "intra_threads")
+
+
+@config
 class BuildConfig:
-    name: str = "polyqa-default"
-    sources: list[Any] = field(default_factory=lambda: ["polyqa_sample"])
-    languages: list[str] = field(default_factory=lambda: ["deu_Latn", "fra_Latn", "spa_Latn"])
-    shard_rows: int = 1000
-    format: str = "arrow"
-    compression: str = "zstd"
-    model: str | None = "tiny"  # "tiny", a hub name, a local model folder, or None (imports only)
-    revision: str | None = None
-    quantization: str = "int8"
+    """Everything a corpus build needs; a YAML build config maps onto these settings one to one."""
+
+    name: str = setting("polyqa-default", help="corpus name (folder of its card, manifest name)")
+    sources: list[Any] = setting(
+        default_factory=lambda: ["polyqa_sample"], help="English QA sources: presets or {kind, ...} mappings")
+    languages: Codes = setting(
+        default_factory=lambda: ["deu_Latn", "fra_Latn", "spa_Latn"],
+        help="target languages, any code form (English, the source language, is always included)")
+    shard_rows: Whole = setting(1000, ge=1, help="rows per shard and language")
+    format: Literal["arrow", "parquet"] = setting("arrow", help="shard format: arrow (IPC files) or parquet")
+    compression: str = setting("zstd", help="shard compression; arrow: zstd, lz4, none; parquet also snappy, "
+                               "gzip, brotli")
+    model: str | None = setting(
+        "tiny", help="translation model: tiny, a hub name, a local model folder, or null (imports only)")
+    revision: str | None = setting(None, help="hub revision (commit) of the model")
+    quantization: str = setting("int8", help="CTranslate2 weight type of the converted model")
     # Kept unexpanded, so a config sent to another machine uses that machine's POLYQA_HOME.
-    models_dir: str = "$POLYQA_HOME/models"
-    tiny_model_dir: str | None = None  # where the tiny model is built (default models_dir/tiny-nllb)
-    cache: str | None = "$POLYQA_HOME/translations.sqlite"
-    decoding: dict[str, Any] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=dict)  # device, inter_threads, intra_threads
-    quality: dict[str, Any] = field(default_factory=dict)
-    # Answer span projection: {markers: true, open: "[", close: "]"} (see polyqa.corpus.quality.ProjectionSettings)
-    projection: dict[str, Any] = field(default_factory=dict)
-    exclude_passages_from: list[str] = field(default_factory=list)
-    dedup_questions: bool = True  # same question on the same passage under another id -> quarantine
-    card_dir: str | None = None  # a folder to copy the card to; it always goes to <corpus>/README.md
+    models_dir: str = setting("$POLYQA_HOME/models", help="where converted models are kept")
+    tiny_model_dir: str | None = setting(None, help="where the tiny model is built (default models_dir/tiny-nllb)")
+    cache: str | None = setting("$POLYQA_HOME/translations.sqlite", help="translation cache; null: none")
+    decoding: dict[str, Any] = setting(default_factory=dict, help="decoding settings (beam_size, ...)")
+    engine: dict[str, Any] = setting(
+        default_factory=dict, help="CTranslate2 engine: " + ", ".join(ENGINE_KEYS))
+    quality: dict[str, Any] = setting(default_factory=dict, help="quality thresholds of translated rows")
+    projection: dict[str, Any] = setting(
+        default_factory=dict, help="answer span projection: {markers: true, open: '[', close: ']'}")
+    exclude_passages_from: list[str] = setting(
+        default_factory=list, help="corpora or files whose passages are left out (no overlap with a benchmark)")
+    dedup_questions: Flag = setting(
+        True, help="the same question on the same passage under another id goes to the quarantine")
+    card_dir: str | None = setting(
+        None, help="a folder to copy the card to; it always goes to <corpus>/README.md")
 
     # Keys that change where things are cached or shown, not what the corpus holds.
     _NOT_CONTENT = ("models_dir", "tiny_model_dir", "cache", "engine", "card_dir")
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> BuildConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
-        config = cls(**dict(values))
-        config.languages = [lang for lang in L.normalize_many(list(config.languages)) if lang != ENGLISH]
-        if config.format not in ("arrow", "parquet"):
-            raise ValueError(f"config 'format' must be arrow or parquet, not {config.format!r}")
-        check_numbers(config)
+    def __post_init__(self) -> None:
+        # Every construction passes here (from_dict, from_yaml, keywords, dataclasses.replace).
+        self.languages = [lang for lang in L.normalize_many(list(self.languages)) if lang != ENGLISH]
+        check_numbers(self)
         # Stored complete, so the fingerprint is the same whether defaults are written out or not.
-        config.projection = ProjectionSettings.from_config(config.projection).as_dict()
-        if not config.sources:
-            raise ValueError("config has no sources")
-        return config
+        self.projection = ProjectionSettings.from_config(self.projection).as_dict()
+        if not self.sources:
+            raise ConfigError("config has no sources", todo="list at least one source under sources")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "build config") -> BuildConfig:
+        return build(cls, values, source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> BuildConfig:
-        try:
-            return cls.from_dict({**read_yaml(path), **(overrides or {})})
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        return cls.from_dict({**read_yaml(path), **(overrides or {})}, source=str(path))
 
     @classmethod
     def default(cls, overrides: Mapping[str, Any] | None = None) -> BuildConfig:
@@ -105,10 +114,6 @@ class BuildConfig:
         return Path(paths.expand(self.cache)) if self.cache else None
 
 
-COMPRESSIONS = {"arrow": ("zstd", "lz4", "none"), "parquet": ("zstd", "snappy", "gzip", "brotli", "lz4", "none")}
-ENGINE_KEYS = ("device", "device_index", "inter_threads", "intra_threads")
-
-
 def _number(value: Any, integer: bool = False) -> bool:
     kinds = (int,) if integer else (int, float)
     return isinstance(value, kinds) and not isinstance(value, bool) and value == value  # not NaN
@@ -116,14 +121,12 @@ def _number(value: Any, integer: bool = False) -> bool:
 
 def _require(ok: bool, key: str, rule: str, value: Any) -> None:
     if not ok:
-        raise ConfigError(f"config {key!r} must be {rule}, not {value!r}")
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
 
 
 def check_numbers(config: BuildConfig) -> None:
-    """Every number of the config in range, so a bad value fails here and not in the middle of a build."""
-    if isinstance(config.shard_rows, int) and not isinstance(config.shard_rows, bool) and config.shard_rows < 1:
-        raise ConfigError(f"config 'shard_rows' must be at least 1, not {config.shard_rows!r}")
-    _require(_number(config.shard_rows, integer=True), "shard_rows", "an integer of at least 1", config.shard_rows)
+    """The nested settings (decoding, engine, quality) and compression and quantization, which depend on
+    other settings or on the translation code, so a bad value fails here and not in the middle of a build."""
     _require(config.compression in COMPRESSIONS[config.format], "compression",
              f"one of {', '.join(COMPRESSIONS[config.format])} for {config.format}", config.compression)
     from polyqa.translate.convert import QUANTIZATIONS
@@ -135,10 +138,7 @@ def check_numbers(config: BuildConfig) -> None:
     _require(isinstance(config.quality, Mapping), "quality", "a mapping", config.quality)
     from polyqa.translate.engine import DecodingSettings
 
-    known = {f.name: f.default for f in fields(DecodingSettings)}
-    unknown = sorted(set(config.decoding) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown decoding settings {unknown}; known: {sorted(known)}")
+    check_keys(DecodingSettings, config.decoding, section="decoding")
     decoding_rules = {"beam_size": (1, True), "max_length_ratio": (0, False), "max_length_extra": (0, True),
                       "no_repeat_ngram_size": (0, True), "repetition_penalty": (0, False),
                       "max_batch_tokens": (1, True), "max_output_tokens": (1, True),
@@ -152,9 +152,7 @@ def check_numbers(config: BuildConfig) -> None:
     if config.decoding.get("repetition_penalty") is not None:
         _require(config.decoding["repetition_penalty"] > 0, "decoding.repetition_penalty", "above 0",
                  config.decoding["repetition_penalty"])
-    unknown = sorted(set(config.engine) - set(ENGINE_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown engine settings {unknown}; known: {list(ENGINE_KEYS)}")
+    check_keys(ENGINE_KEYS, config.engine, section="engine")
     engine = config.engine
     if "device" in engine:
         _require(engine["device"] in ("cpu", "cuda"), "engine.device", "cpu or cuda", engine["device"])
@@ -182,21 +180,9 @@ def check_thresholds(values: Mapping[str, Any]) -> QualityThresholds:
                                                                   else f"of at least {low}")
         _require(ok, f"quality.{key}", rule, value)
     if thresholds.min_length_ratio > thresholds.max_length_ratio:
-        raise ConfigError(f"config 'quality.min_length_ratio' ({thresholds.min_length_ratio}) is above "
-                          f"'quality.max_length_ratio' ({thresholds.max_length_ratio})")
+        raise ConfigError(f"quality.min_length_ratio ({thresholds.min_length_ratio}) is above "
+                          f"quality.max_length_ratio ({thresholds.max_length_ratio})")
     return thresholds
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        values = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): save the file as UTF-8") from None
-    if not isinstance(values, Mapping):
-        raise ValueError("a build config must be a mapping")
-    return dict(values)
 
 
 def load_config(config: BuildConfig | Mapping[str, Any] | str | Path | None,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from polyqa.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EXPORT_FORMATS = ("sentence-transformers", "flagembedding", "tevatron", "beir")
 PAIRS = ("x-x", "x-y", "all")
 
 
 class ExportConfig(BaseModel):
-    """Settings of one export; ``polyqa export`` options and the ``export-corpus`` flow's parameters."""
+    """Settings of one export; ``polyqa export`` options and the ``export-corpus`` flow's parameters.
+
+    Declared and checked like every polyqa config (:mod:`polyqa.settings`), but as a frozen
+    pydantic model: once checked it does not change, and ``model_dump`` records it in export.json.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,21 +79,8 @@ class ExportConfig(BaseModel):
         return bool(self.negatives or self.mine_model)
 
     @classmethod
-    def build(cls, source: str = "polyqa export", **settings) -> ExportConfig:
+    def build(cls, source: str = "polyqa export", **settings: Any) -> ExportConfig:
         """The config, or a ConfigError naming the setting (and ``source``) that is wrong."""
-        try:
-            return cls(**settings)
-        except ValidationError as exc:
-            raise config_error(exc, source) from None
+        from polyqa import settings as config_settings
 
-
-def config_error(exc: ValidationError, source: str) -> ConfigError:
-    """The first problem of a pydantic ValidationError as polyqa's one-line ConfigError."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        return ConfigError(f"unknown setting {field!r}", where=source)
-    if first["type"] == "missing":
-        return ConfigError(f"setting {field!r} is required", where=source)
-    return ConfigError(f"{field}: {message}" if field else message, where=source)
+        return config_settings.build(cls, settings, source)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from polyqa.batching.pairs import MINED
 from polyqa.batching.planner import HYBRID, MONO, STRATEGIES, XY
 from polyqa.errors import ConfigError, PolyqaError, check_bool, check_choice, check_int, check_languages, check_number
-from polyqa.settings import Codes, Flag, Location, build, config, read_yaml, setting
+from polyqa.settings import Codes, Flag, Location, build, check_keys, config, read_yaml, setting
 
 DEFAULT_ALPHA = 0.5  # polyqa.train.TrainConfig.alpha's default (checked in the tests)
 
@@ -227,10 +226,7 @@ def miner_settings(config: StudyConfig) -> Any:
     mining = config.mining
     if not isinstance(mining, Mapping) or "model" not in mining:
         raise ConfigError(f"mining must be a mapping of polyqa mine-negatives settings with a model, got {mining!r}")
-    known = {f.name for f in fields(MinerSettings)}
-    unknown = sorted(set(mining) - known)
-    if unknown:
-        raise ConfigError(f"mining: unknown setting(s) {unknown}", todo=f"known: {sorted(known)}")
+    check_keys(MinerSettings, mining, section="mining")
     return MinerSettings(**{"positive": config.train.get("positive", "passage"), **mining})
 
 
