@@ -15,9 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "files it wrote.",
     )
     p.add_argument("--config", help="YAML build config (default: the embedded sample, tiny model, 3 languages)")
-    p.add_argument("--output", required=True,
+    p.add_argument("--output",
                    help="corpus folder to create or resume, or an s3:// or gs:// URL (the store's settings come "
-                   "from the environment, e.g. AWS_ENDPOINT_URL)")
+                   "from the environment, e.g. AWS_ENDPOINT_URL); required unless --plan")
+    p.add_argument("--plan", action="store_true",
+                   help="print what the build would translate (unique segments and source tokens per language, "
+                   "what the cache holds) and how long it should take, then stop; nothing is written")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the corpus polyqa built in --output first (only its own files; others stay)")
     p.add_argument("--allow-non-empty", action="store_true",
@@ -55,6 +58,15 @@ def run(args: argparse.Namespace) -> int:
 
     # Expected failures (config, sources, a locked or foreign output) become one line in polyqa.cli.
     config = load_config(args.config, overrides(args))
+    if args.plan:
+        from polyqa.corpus.plan import plan_build
+
+        print(plan_build(config, progress=lambda msg: print(msg, file=sys.stderr)).render())
+        return 0
+    if not args.output:
+        from polyqa.errors import ConfigError
+
+        raise ConfigError("--output is required", todo="give the corpus folder to build, or --plan to only plan")
     manifest = build_corpus(config, args.output, overwrite=args.overwrite, refresh=args.refresh,
                             allow_non_empty=args.allow_non_empty, wait=args.wait,
                             cards_dir=args.cards_dir, progress=not args.no_progress,

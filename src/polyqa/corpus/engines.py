@@ -98,5 +98,6 @@ def model_description(config: BuildConfig, engine: Any | None) -> dict[str, Any]
 def translate_segments(engine: Any, segments: list[str], lang: str) -> tuple[dict[str, str], TranslationStats]:
     """Translate English segments into ``lang``: {English: translation} and the engine work of this call."""
     translations, stats = engine.translate_counted(segments, ENGLISH, [lang])
-    stats.seconds = round(stats.seconds, 3)
+    for name in ("seconds", "model_seconds", "cache_seconds"):
+        setattr(stats, name, round(getattr(stats, name), 3))
     return dict(zip(segments, translations[lang])), stats

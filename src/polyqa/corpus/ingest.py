@@ -62,6 +62,7 @@ class IngestSummary:
     filters: dict[str, Any]  # normaliser counts and the leakage guard
     quarantine: dict[str, Any]  # {"rows": n, "reasons": {reason code: n}, "sha256": of quarantine.arrow}
     seconds: float
+    segment_seconds: float = 0.0  # of ``seconds``, splitting passages into sentences
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +80,9 @@ def split_sentences(passage: str, lang: str) -> tuple[tuple[str, ...], tuple[int
     return tuple(s.text for s in sentences), tuple(s.start for s in sentences)
 
 
-def _to_stage_row(record: Any) -> dict[str, Any]:
+def _to_stage_row(record: Any) -> tuple[dict[str, Any], float]:
+    """The staged record, and the seconds spent segmenting its passages."""
+    started = time.perf_counter()
     english = record.english
     sentences, starts = english.sentences, english.sentence_starts
     if sentences is None:
@@ -93,23 +96,25 @@ def _to_stage_row(record: Any) -> dict[str, Any]:
                 t_sentences, t_starts = map(list, split_sentences(text.passage, lang))
             out[lang] = {**asdict(text), "sentences": t_sentences, "sentence_starts": t_starts}
         translations = json.dumps(out, ensure_ascii=False)
+    segmenting = time.perf_counter() - started
     return {
         "qa_id": record.qa_id, "passage_id": record.passage_id, "source": record.source,
         "license": record.license, "title": english.title, "question": english.question,
         "passage": english.passage, "sentences": sentences, "sentence_starts": starts,
         "answer_text": english.answer_text, "answer_start": english.answer_start,
         "translations": translations,
-    }
+    }, segmenting
 
 
 def _stage_records(config: BuildConfig, corpus_dir: AnyPath, stage_tmp: Path, normalizer: Any,
-                   log: Callable[[str], None]) -> tuple[int, int, list[dict[str, Any]], int, dict[str, int]]:
+                   log: Callable[[str], None]) -> tuple[int, int, list[dict[str, Any]], int, dict[str, int], float]:
     """Normalise every source into the staging file (one batch per shard) and the quarantine."""
     from polyqa.sources.base import Quarantined, open_source, resolve_spec, source_name
 
     sources: list[dict[str, Any]] = []
     buffer: list[dict[str, Any]] = []
     n_shards = records = 0
+    segmenting = 0.0
     with QuarantineWriter(corpus_dir) as quarantine, pa.OSFile(str(stage_tmp), "wb") as sink, \
             ipc.new_file(sink, STAGE_SCHEMA) as stage:
         for spec in config.sources:
@@ -120,7 +125,9 @@ def _stage_records(config: BuildConfig, corpus_dir: AnyPath, stage_tmp: Path, no
                 if isinstance(out, Quarantined):
                     quarantine.add(out.as_row())
                     continue
-                buffer.append(_to_stage_row(out))
+                row, seconds = _to_stage_row(out)
+                buffer.append(row)
+                segmenting += seconds
                 records += 1
                 if len(buffer) >= config.shard_rows:  # only one shard of records is ever held
                     stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
@@ -138,7 +145,7 @@ def _stage_records(config: BuildConfig, corpus_dir: AnyPath, stage_tmp: Path, no
             stage.write_table(pa.Table.from_pylist(buffer, schema=STAGE_SCHEMA))
             n_shards += 1
         quarantine_rows, reasons = quarantine.rows, dict(quarantine.reasons)
-    return records, n_shards, sources, quarantine_rows, reasons
+    return records, n_shards, sources, quarantine_rows, reasons, segmenting
 
 
 def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callable[[str], None] = lambda _: None
@@ -169,7 +176,7 @@ def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callab
     normalizer = Normalizer(guard, required_languages=config.languages if config.model is None else (),
                             dedup_questions=config.dedup_questions)
     with storage.atomic_file(work / STAGE_FILE) as stage_tmp:
-        records, n_shards, sources, quarantine_rows, reasons = _stage_records(
+        records, n_shards, sources, quarantine_rows, reasons, segmenting = _stage_records(
             config, corpus_dir, stage_tmp, normalizer, log)
         records_sha256 = sha256_file(stage_tmp)
     if records == 0:
@@ -184,7 +191,7 @@ def ingest(config: BuildConfig, corpus_dir: str | Path | RemotePath, log: Callab
                  "leakage_guard_passages": len(guard.keys) if guard else 0},
         quarantine={"rows": quarantine_rows, "reasons": reasons,
                     "sha256": sha256_file(corpus_dir / QUARANTINE_FILE)},
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - started, 3), segment_seconds=round(segmenting, 3),
     )
     atomic_write_bytes(info_path, json.dumps(summary.as_dict(), indent=2).encode())
     log(f"ingest: {records} records in {n_shards} shards, {quarantine_rows} quarantined, "

@@ -125,6 +125,7 @@ class UnitRows:
     translation: TranslationStats | None  # None when no row needed machine translation
     model: dict[str, Any] | None  # the engine's description, when one was used
     seconds: float
+    stages: dict[str, float]  # seconds by stage: read, segments, translate, rows, table
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class UnitResult:
     translation: TranslationStats | None
     seconds: float  # building the rows (translation included), not writing them
     model: dict[str, Any] | None = None
+    stages: dict[str, float] | None = None  # seconds by stage, writing included (see UnitRows)
 
     @property
     def lang(self) -> str:
@@ -153,29 +155,54 @@ class UnitResult:
 def assemble_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, unit: Unit) -> UnitRows:
     """The rows of ``unit``: the staged records in its language, translated where they lack it."""
     config = load_config(config)
-    started = time.perf_counter()
+    clock = _StageClock()
     records = read_stage_shard(output, unit.index)
+    clock.lap("read")
     to_translate = [r for r in records if not is_imported(r, unit.lang)]
     translation: dict[str, str] = {}
     work = model = None
     markers = config.projection_settings()
     if to_translate:
         engine = get_engine(config)
+        segments = unique_segments(to_translate, markers)
+        clock.lap("segments")
         # Marked answer sentences go through the same call: cached, batched and counted like the rest.
-        translation, work = translate_segments(engine, unique_segments(to_translate, markers), unit.lang)
+        translation, work = translate_segments(engine, segments, unit.lang)
         model = model_description(config, engine)
+        clock.lap("translate")
     rows = language_rows(records, unit.lang, translation, config.thresholds(), markers)
+    clock.lap("rows")  # projection and quality
     table = to_corpus_table(rows)
-    return UnitRows(unit, table, shard_statistics(rows), work, model, round(time.perf_counter() - started, 3))
+    clock.lap("table")
+    return UnitRows(unit, table, shard_statistics(rows), work, model, clock.total(), clock.stages)
 
 
 def write_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, built: UnitRows) -> UnitResult:
     """Write a unit's shard file atomically; returns what the manifest records of it."""
     config = load_config(config)
     unit = built.unit
+    clock = _StageClock()
     written = write_shard(output, built.table, lang=unit.lang, index=unit.index, total=unit.n_shards,
                           fmt=config.format, compression=config.compression)
-    return UnitResult(written, built.stats, built.translation, built.seconds, built.model)
+    clock.lap("write")
+    return UnitResult(written, built.stats, built.translation, built.seconds, built.model,
+                      {**built.stages, **clock.stages})
+
+
+class _StageClock:
+    """Seconds between laps, by stage name (rounded to the millisecond, as the manifest keeps them)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round(now - self.last, 3)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
 
 
 def build_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, unit: Unit) -> UnitResult:
@@ -209,6 +236,7 @@ class BuildJob:
         self._started = started
         self._lock = lock
         self._marker = marker if marker is not None else {}
+        self._manifest_seconds = 0.0  # saving the manifest after each unit
 
     @classmethod
     def open(cls, config: BuildConfig | Mapping[str, Any] | str | Path | None, output: str | Path, *,
@@ -303,9 +331,11 @@ class BuildJob:
         self._check_lock()
         if result.model is not None:
             self.manifest.set_model(result.model)
+        started = time.perf_counter()
         self.manifest.add_shard(result.shard, translation=result.translation.as_dict() if result.translation else {},
-                                stats=result.stats.as_dict(), seconds=result.seconds)
+                                stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {})
         self.manifest.save(self.output)
+        self._manifest_seconds += time.perf_counter() - started
 
     def finish(self) -> Manifest:
         """Total the statistics, mark the corpus complete, write the data cards, tidy up, release the output."""
@@ -317,6 +347,8 @@ class BuildJob:
                 raise RuntimeError(f"{self.output}: {len(missing)} shards are still missing or fail their "
                                    f"checksum: {[(u.index, u.lang) for u in missing[:5]]}")
             self.manifest.total(run_seconds=time.perf_counter() - self._started)
+            # Recording units is the job's own stage (this run's; the others are the units').
+            self.manifest.data["stage_seconds"]["manifest"] = round(self._manifest_seconds, 3)
             self._check_lock()
             self.manifest.save(self.output)
             self._write_cards()

@@ -36,7 +36,7 @@ REQUIRED_KEYS = ("languages", "n_shards", "shards", "records")
 # Translation work of a build, per target language and in total (a shard entry may carry more
 # numeric engine counters; they are summed too).
 TRANSLATION_KEYS = ("segments_requested", "unique_segments", "cache_hits", "translated", "source_tokens",
-                    "target_tokens", "seconds")
+                    "target_tokens", "seconds", "model_seconds", "cache_seconds")
 
 
 def code_version() -> dict[str, Any]:
@@ -92,7 +92,7 @@ def language_statistics(shards: Iterable[Mapping[str, Any]]) -> dict[str, dict[s
 
 
 def _no_translation() -> dict[str, int | float]:
-    return {key: 0.0 if key == "seconds" else 0 for key in TRANSLATION_KEYS}
+    return {key: 0.0 if key.endswith("seconds") else 0 for key in TRANSLATION_KEYS}
 
 
 def translation_statistics(shards: Iterable[Mapping[str, Any]], languages: Iterable[str]) -> dict[str, Any]:
@@ -109,11 +109,24 @@ def translation_statistics(shards: Iterable[Mapping[str, Any]], languages: Itera
                 target[key] = target.get(key, 0) + value
     totals = _no_translation()
     for counts in per_language.values():
-        counts["seconds"] = round(counts["seconds"], 3)
         for key, value in counts.items():
-            totals[key] = totals.get(key, 0) + value
-    totals["seconds"] = round(totals["seconds"], 3)
+            # Rounded before summing, so the totals are the sum of the languages as stored.
+            counts[key] = round(value, 3) if key.endswith("seconds") else value
+            totals[key] = totals.get(key, 0) + counts[key]
+    for key in totals:
+        if key.endswith("seconds"):
+            totals[key] = round(totals[key], 3)
     return {"totals": totals, "per_language": per_language}
+
+
+def stage_seconds(shards: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """The shards' seconds by stage (read, segments, translate, rows, table, write), summed over the
+    units of every build that made them: where a build's time went, whichever worker ran each unit."""
+    totals: dict[str, float] = {}
+    for e in shards:
+        for stage, seconds in (e.get("stages") or {}).items():
+            totals[stage] = totals.get(stage, 0.0) + float(seconds)
+    return {stage: round(seconds, 3) for stage, seconds in totals.items()}
 
 
 class Manifest:
@@ -315,6 +328,7 @@ class Manifest:
             "records_sha256": ingested.records_sha256,
             "sources": ingested.sources, "filters": ingested.filters,
             "quarantine": {**ingested.quarantine, "file": QUARANTINE_FILE},
+            "ingest": {"seconds": ingested.seconds, "segment_seconds": ingested.segment_seconds},
             "code_version": code_version(), "complete": False,
         })
 
@@ -322,6 +336,7 @@ class Manifest:
         """Sum the shard entries into ``statistics`` and ``translation`` and mark the build complete."""
         self.data["statistics"] = language_statistics(self.shards)
         self.data["translation"] = translation_statistics(self.shards, self.languages)
+        self.data["stage_seconds"] = stage_seconds(self.shards)
         self.data["build_seconds"] = round(self.build_seconds + run_seconds, 3)
         self.data["complete"] = True
         self.data["finished"] = _now()

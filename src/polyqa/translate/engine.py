@@ -81,6 +81,11 @@ class DecodingSettings:
         return max(limit, self.min_output_tokens, 1)
 
 
+def cache_key_prefix(model_fingerprint: str, decoding: DecodingSettings, source: str, target: str) -> str:
+    """Cache key prefix: model weights, decoding settings, language pair (a plan looks up the same keys)."""
+    return f"{model_fingerprint}|{decoding.fingerprint()}|{source}|{target}"
+
+
 @dataclass
 class TranslationStats:
     """Counters of translation work (of one call, or summed); ``add`` merges another's, ``as_dict`` is JSON-able."""
@@ -92,6 +97,8 @@ class TranslationStats:
     source_tokens: int = 0  # encoder tokens of translated pairs
     target_tokens: int = 0  # generated tokens (language prefix not counted)
     seconds: float = 0.0
+    model_seconds: float = 0.0  # of ``seconds``, waiting for CTranslate2's results (the rest is polyqa's)
+    cache_seconds: float = 0.0  # of ``seconds``, reading and writing the translation cache
     split_inputs: int = 0  # sources longer than the input limit, translated in parts
     batches: int = 0  # model batches submitted (to check every worker got work)
 
@@ -258,8 +265,7 @@ class TranslationEngine:
         return [text.strip() for text in self._backend.decode_batch(ids, skip_special_tokens=True)]
 
     def key_prefix(self, source: str, target: str) -> str:
-        """Cache key prefix: model weights, decoding settings, language pair."""
-        return f"{self.model_fingerprint}|{self.decoding.fingerprint()}|{source}|{target}"
+        return cache_key_prefix(self.model_fingerprint, self.decoding, source, target)
 
     # ----------------------------------------------------------- translation
     def translate(self, segments: Sequence[str], source: str, target: str, *, progress: bool = False) -> list[str]:
@@ -296,7 +302,9 @@ class TranslationEngine:
                     done[tgt] = {s: s for s in unique}
                     continue
                 stats.unique_segments += len(unique)
+                looked_up = time.perf_counter()
                 hits = self.cache.get_many(self.key_prefix(src, tgt), unique) if self.cache is not None else {}
+                stats.cache_seconds += time.perf_counter() - looked_up
                 stats.cache_hits += len(hits)
                 done[tgt] = hits
                 misses = [s for s in unique if s not in hits]
@@ -357,10 +365,13 @@ class TranslationEngine:
                 if not in_flight:
                     break
                 batch, async_results = in_flight.popleft()
+                waited = time.perf_counter()
+                outputs = [result.result() for result in async_results]
+                stats.model_seconds += time.perf_counter() - waited
                 hypotheses = []
-                for u, result in zip(batch, async_results):
+                for u, output in zip(batch, outputs):
                     tgt = jobs[units[u][0]][1]
-                    hypothesis = result.result().hypotheses[0]
+                    hypothesis = output.hypotheses[0]
                     if hypothesis and hypothesis[0] == tgt:
                         hypothesis = hypothesis[1:]
                     # The batch's length limit is its longest member's: cut each
@@ -385,10 +396,10 @@ class TranslationEngine:
                     finished += 1
                 bar.update(finished)
                 if time.monotonic() - last_flush > 5.0:
-                    self._flush(src, pending)
+                    self._flush(src, pending, stats)
                     last_flush = time.monotonic()
         finally:
-            self._flush(src, pending)  # keep finished work even if a batch failed
+            self._flush(src, pending, stats)  # keep finished work even if a batch failed
             bar.close()
         logger.info(
             "translated %d segments from %s in %d batches (%d workers)", len(jobs), src, len(batches), self.num_workers
@@ -411,11 +422,13 @@ class TranslationEngine:
             return_scores=False,
         )
 
-    def _flush(self, src: str, pending: dict[str, list[tuple[str, str]]]) -> None:
+    def _flush(self, src: str, pending: dict[str, list[tuple[str, str]]], stats: TranslationStats) -> None:
+        started = time.perf_counter()
         if self.cache is not None:
             for tgt, pairs in pending.items():
                 self.cache.put_many(self.key_prefix(src, tgt), pairs)
         pending.clear()
+        stats.cache_seconds += time.perf_counter() - started
 
     def translate_passages(
         self, passages: Sequence[str], source: str, targets: Sequence[str], *, progress: bool = False
