@@ -24,6 +24,7 @@ The last line printed is the JSON of ``benchmarks/method.py``; copy the figures 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import math
 import os
@@ -38,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from method import Run, log, timed, value_figure  # noqa: E402
+from method import OthersClock, Run, log, timed, value_figure, wait_until_quiet  # noqa: E402
 from squad_shaped import english_segments  # noqa: E402
 
 # NLLB-200 checkpoints' layer sizes (their config.json files); vocabulary 256,206 for all.
@@ -100,11 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beams", default="1,4", help="comma separated beam sizes")
     parser.add_argument("--segments", type=int, default=120, help="segments per round (tiny: 20 times as many)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=600,
+                        help="before each model's rounds, wait up to SECONDS for the 1-minute load to fall below 1")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cuda: int8_float16 on the GPU (replaces the estimated GPU figures)")
     args = parser.parse_args(argv)
     models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
     beams = [int(b) for b in args.beams.split(",")]
+    wait_until_quiet(args.settle)
     run = Run("throughput", {"models": models, "beams": beams, "segments": args.segments, "rounds": args.rounds,
                              "device": args.device})
 
@@ -131,17 +135,22 @@ def main(argv: list[str] | None = None) -> int:
         forced = math.ceil(tokens / len(segments))
         run.extra.setdefault("mix", {})[name] = {"segments": len(segments), "source_tokens": tokens,
                                                  "forced_output_tokens": forced}
+        # Building and converting a model loads the machine: measure only once it has settled.
+        state = wait_until_quiet(args.settle)
+        log(f"{name}: load {state['load1']} before its rounds")
+        others = OthersClock()
         for beam in beams:
             engine.decoding = DecodingSettings(beam_size=beam, max_length_ratio=0.0, max_length_extra=forced,
                                                min_output_tokens=forced, max_output_tokens=None)
             engine.translate(segments[:8], "en", "de")  # warm-up, not counted
             per_round = []
             for r in range(args.rounds):
-                spent, _ = timed(lambda: engine.translate(segments, "en", "de"))
+                spent, _ = timed(functools.partial(engine.translate, segments, "en", "de"))
                 per_round.append(tokens / spent)
                 log(f"{name} beam {beam} round {r + 1}/{args.rounds}: {spent:.2f} s, {tokens / spent:,.0f} tokens/s")
             run.add(value_figure(f"{name}_{args.device}_beam{beam}_tokens_per_second", per_round, unit="tokens/s",
                                  note=f"{len(segments)} segments, {tokens} source tokens, output forced to {forced}"))
+        run.extra["mix"][name].update(load1_before=state["load1"], others_cpu_share=others.share())
         engine.close()
         del engine
         gc.collect()

@@ -36,7 +36,7 @@ from prefect.futures import as_completed
 
 from polyqa import storage
 from polyqa.corpus.config import BuildConfig
-from polyqa.corpus.job import BuildJob, Unit, UnitResult, build_unit
+from polyqa.corpus.job import PROGRESS_EVERY, BuildJob, Unit, UnitResult, build_unit
 from polyqa.corpus.manifest import Manifest
 
 
@@ -97,6 +97,10 @@ def _run_units(job: BuildJob) -> int:
         job.record(result)
         update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total)
         logger.info(f"[{done}/{len(futures)}] wrote {result.shard.path} ({result.rows} rows)")
+        if job.progress.due(PROGRESS_EVERY):
+            logger.info(job.progress.line())
+            create_markdown_artifact(job.progress.markdown(), key="corpus-progress-languages",
+                                     description=f"{job.config.name}: shards, rows, segments and ETA per language")
     if failed:  # the units that did succeed are recorded; a rerun builds only the rest
         raise RuntimeError(f"{len(failed)} of {len(futures)} shards failed; first: {failed[0]!r}")
     return len(futures)

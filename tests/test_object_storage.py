@@ -480,3 +480,77 @@ def test_a_remote_path_is_sent_to_other_processes_as_its_url(s3):
     assert copy == path and str(copy) == f"s3://{BUCKET}/x/lang=deu_Latn" and copy.fs is not None
     with pytest.raises(TypeError):
         open(path)  # noqa: SIM115 (no __fspath__: a URL never becomes a local folder named s3:)
+
+
+# -- a Dask cluster started from the command line, one worker killed mid-build ----------------------
+
+def _dask(args: list[str], log: Path) -> subprocess.Popen:
+    """``dask scheduler`` / ``dask worker`` as an operator starts them, on 127.0.0.1 only."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
+def test_the_flow_on_a_command_line_cluster_survives_a_killed_worker(s3, world, tmp_path, prefect_harness):
+    """Scheduler and two workers started with ``dask``; one is SIGKILLed once units are landing on S3.
+    The build finishes with the reference bytes, a valid manifest and a released lease."""
+    from dask.distributed import Client
+
+    sys.path.insert(0, str(REPO))
+    try:
+        from flows import build_corpus as flow_module
+    finally:
+        sys.path.remove(str(REPO))
+    scheduler_file = tmp_path / "scheduler.json"
+    started: list[subprocess.Popen] = []
+    try:
+        started.append(_dask(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                              "--scheduler-file", str(scheduler_file)], tmp_path / "scheduler.log"))
+        _wait_for(scheduler_file.exists, 60, "the scheduler wrote no scheduler file")
+        for name in ("w1", "w2"):
+            # --no-nanny: a killed worker stays dead (a nanny would restart it).
+            started.append(_dask(["worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
+                                  "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name],
+                                 tmp_path / f"{name}.log"))
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+            worker_pids = client.run(os.getpid)
+        victim = next(iter(worker_pids.values()))
+        victim_process = next(p for p in started if p.pid == victim)  # the worker process itself
+
+        kill = {}
+
+        def kill_when_units_land() -> None:
+            _wait_for(lambda: len(recorded("cluster")) >= 3, 120, "no unit was recorded")
+            kill["recorded"] = len(recorded("cluster"))
+            os.kill(victim, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_units_land, daemon=True)
+        killer.start()
+        summary = flow_module.build_corpus(output=url("cluster"), config=world.config(tmp_path / "cache.sqlite"),
+                                           dask_address=address)
+        killer.join(timeout=10)
+        assert 3 <= kill["recorded"] < UNITS, "the worker was killed mid-build"
+        assert victim_process.wait(timeout=10) == -signal.SIGKILL
+        assert summary["rows"] == 120
+        assert_like_reference(s3, world, "cluster")
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

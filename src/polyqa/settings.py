@@ -115,11 +115,13 @@ def signature(cls: type, return_annotation: Any = inspect.Signature.empty) -> in
 
 
 def check_keys(known: type | Iterable[str], data: Mapping[str, Any], source: str | None = None, *,
-               section: str | None = None, required_keys: Iterable[str] = ()) -> None:
+               section: str | None = None) -> None:
     """ConfigError for keys not ``known`` (a config class, a dataclass or names), with the closest
-    known ones, or for required ones left out. ``section`` names a nested mapping (``decoding``)."""
+    known ones, or for a config class's required settings left out. ``section`` names a nested
+    mapping (``decoding``)."""
+    required_keys: list[str] = []
     if isinstance(known, type) and (hasattr(known, "__pydantic_fields__") or hasattr(known, "model_fields")):
-        names, required_keys = list(fields_of(known)), (*required(known), *required_keys)
+        names, required_keys = list(fields_of(known)), required(known)
     elif isinstance(known, type):
         names = [f.name for f in dataclasses.fields(known)]
     else:
@@ -135,10 +137,9 @@ def check_keys(known: type | Iterable[str], data: Mapping[str, Any], source: str
         raise ConfigError(f"{prefix}missing required setting(s) {missing}", where=source)
 
 
-def build(cls: type, data: Mapping[str, Any], source: str = "config", *,
-          required_keys: tuple[str, ...] = ()) -> Any:
+def build(cls: type, data: Mapping[str, Any], source: str = "config") -> Any:
     """``cls`` from a mapping of settings; any problem is one ConfigError naming ``source``."""
-    check_keys(cls, data, source, required_keys=required_keys)
+    check_keys(cls, data, source)
     try:
         return cls(**dict(data))
     except ValidationError as exc:
@@ -214,7 +215,3 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where=str(path))
     return data
-
-
-def as_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)

@@ -62,6 +62,7 @@ from polyqa.corpus.ingest import (
     work_dir,
 )
 from polyqa.corpus.manifest import Manifest
+from polyqa.corpus.progress import BuildProgress
 from polyqa.corpus.output import (
     CARD_FILE,
     CorpusConflictError,
@@ -100,6 +101,7 @@ from polyqa.storage import AnyPath
 from polyqa.translate.engine import TranslationStats
 
 Log = Callable[[str], None]
+PROGRESS_EVERY = 30.0  # seconds between per-language progress reports
 
 
 def _silent(_: str) -> None:
@@ -237,6 +239,8 @@ class BuildJob:
         self._lock = lock
         self._marker = marker if marker is not None else {}
         self._manifest_seconds = 0.0  # saving the manifest after each unit
+        self.progress = BuildProgress.for_units(config.all_languages, manifest.n_shards or 0,
+                                                [(u.index, u.lang) for u in units], manifest.shards)
 
     @classmethod
     def open(cls, config: BuildConfig | Mapping[str, Any] | str | Path | None, output: str | Path, *,
@@ -336,6 +340,8 @@ class BuildJob:
                                 stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {})
         self.manifest.save(self.output)
         self._manifest_seconds += time.perf_counter() - started
+        work = result.translation
+        self.progress.record(result.lang, result.rows, work.translated if work else 0, work.cache_hits if work else 0)
 
     def finish(self) -> Manifest:
         """Total the statistics, mark the corpus complete, write the data cards, tidy up, release the output."""
@@ -423,6 +429,8 @@ def build_corpus(config: BuildConfig | Mapping[str, Any] | str | Path | None, ou
                     bar.update(1)
                 else:
                     log(f"shard {unit.index} {unit.lang}: {result.rows} rows")
+                if job.progress.due(PROGRESS_EVERY):
+                    (bar.write if bar is not None else log)(job.progress.line())
         finally:
             if bar is not None:
                 bar.close()
