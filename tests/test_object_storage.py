@@ -545,6 +545,10 @@ def test_the_flow_on_a_command_line_cluster_survives_a_killed_worker(s3, world, 
         assert victim_process.wait(timeout=10) == -signal.SIGKILL
         assert summary["rows"] == 120
         assert_like_reference(s3, world, "cluster")
+        local = tmp_path / "local"  # and the bytes of a plain local build
+        build_corpus(world.config(tmp_path / "local-cache.sqlite"), local)
+        assert shard_bytes(s3, "cluster") == {str(p.relative_to(local)): p.read_bytes()
+                                              for p in local.glob("lang=*/*.arrow")}
     finally:
         for process in started:
             if process.poll() is None:
