@@ -635,3 +635,33 @@ def test_a_card_rewritten_by_validate_stays_polyqa_s(world, tmp_path, capsys):
                      "--overwrite"]) == 0
     assert not list(corpus.glob("README.md.kept-*"))  # replaced as polyqa's own, not kept aside as the user's
     assert_like_reference(world, corpus)
+
+
+def test_a_disk_that_fills_up_mid_build_is_one_line_naming_the_file_and_the_rerun_resumes(world, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """The 10th shard is written to /dev/full (the kernel's real ENOSPC): one error line naming that shard;
+    the 9 shards before it stay recorded, and a rerun builds only the rest, to the reference bytes."""
+    from polyqa.corpus import writer
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) for a real ENOSPC")
+    real_osfile, calls = writer.pa.OSFile, []
+
+    def filling_up(path, mode="rb"):  # pyarrow's OSFile, which writes every shard (and other files)
+        if "w" in mode and "lang=" in str(path):
+            calls.append(path)
+            if len(calls) == 10:
+                return real_osfile("/dev/full", mode)
+        return real_osfile(path, mode)
+
+    monkeypatch.setattr(writer.pa, "OSFile", filling_up)
+    config, output = world.config_file(tmp_path), tmp_path / "corpus"
+    assert cli_main(["build-corpus", "--config", str(config), "--output", str(output), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: the disk is full: ") and "lang=" in err[-1] and str(output) in err[-1], err[-1]
+    assert "finished work is kept" in err[-1]
+    assert len(Manifest.load(output).shards) == 9
+    monkeypatch.setattr(writer.pa, "OSFile", real_osfile)
+    assert cli_main(["build-corpus", "--config", str(config), "--output", str(output), "--no-progress"]) == 0
+    assert f"9 of {UNITS} shards already done; building {UNITS - 9}" in capsys.readouterr().err
+    assert_like_reference(world, output)

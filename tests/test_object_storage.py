@@ -558,3 +558,31 @@ def test_the_flow_on_a_command_line_cluster_survives_a_killed_worker(s3, world, 
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_refresh_on_fresh_workers_translates_only_the_new_segments(s3, world, tmp_path, prefect_harness):
+    """Build on S3; add 5% new questions; refresh on two fresh Dask worker processes whose cache is empty."""
+    from polyqa.corpus.plan import plan_build
+
+    sys.path.insert(0, str(REPO))
+    try:
+        from flows import build_corpus as flow_module
+    finally:
+        sys.path.remove(str(REPO))
+    source = tmp_path / "records.jsonl"
+    lines = world.source.read_text("utf-8").splitlines()
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = dict(world.config(tmp_path / "first.sqlite"),
+                  sources=[{"kind": "jsonl", "path": str(source), "name": "sample", "license": "CC0-1.0"}])
+    build_corpus(config, url("refresh"))
+    records = [json.loads(line) for line in lines if '"bad-answer"' not in line]
+    new = [dict(records[i], id=f"new-{i}", question=f"Which new question number {i} is this?") for i in range(2)]
+    source.write_text("\n".join(lines + [json.dumps(r) for r in new]) + "\n", encoding="utf-8")  # 2 of 40: 5%
+    expected = {p.lang: p.new_segments for p in plan_build(config).languages}  # against the first build's cache
+    assert all(0 < n <= 2 for n in expected.values()), expected
+    summary = flow_module.build_corpus(output=url("refresh"), config=dict(config, cache=str(tmp_path / "fresh.sqlite")),
+                                       refresh=True, dask_workers=2)
+    assert summary["records"] == 42
+    manifest = Manifest.load(url("refresh"))
+    assert {lang: c["translated"] for lang, c in manifest.translation_per_language().items()} == expected
+    assert validate_corpus(url("refresh")).ok

@@ -270,6 +270,11 @@ def atomic_file(path: str | os.PathLike[str] | RemotePath) -> Iterator[Path]:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            # Writers (pyarrow, plain writes) say "no space left" without saying where: name the file.
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -38,6 +38,7 @@ What a user can rely on:
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ from polyqa.corpus.ingest import (
 )
 from polyqa.corpus.manifest import Manifest
 from polyqa.corpus.progress import BuildProgress
+from polyqa.corpus.translations import prepare_seed, seed_cache, unlisted_parts, write_part
+from polyqa.languages import ENGLISH
 from polyqa.corpus.output import (
     CARD_FILE,
     CorpusConflictError,
@@ -128,6 +131,8 @@ class UnitRows:
     model: dict[str, Any] | None  # the engine's description, when one was used
     seconds: float
     stages: dict[str, float]  # seconds by stage: read, segments, translate, rows, table
+    translations: dict[str, str]  # English segment -> translation, for the translation store
+    key_prefix: str | None  # the cache key prefix of those translations (model, decoding, languages)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class UnitResult:
     seconds: float  # building the rows (translation included), not writing them
     model: dict[str, Any] | None = None
     stages: dict[str, float] | None = None  # seconds by stage, writing included (see UnitRows)
+    store: dict[str, Any] | None = None  # the unit's part of the translation store: path, rows, sha256
 
     @property
     def lang(self) -> str:
@@ -162,10 +168,13 @@ def assemble_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, u
     clock.lap("read")
     to_translate = [r for r in records if not is_imported(r, unit.lang)]
     translation: dict[str, str] = {}
-    work = model = None
+    work = model = key_prefix = None
     markers = config.projection_settings()
     if to_translate:
         engine = get_engine(config)
+        seed_cache(engine, output, unit.lang)  # what earlier builds of this corpus translated, once per process
+        key_prefix = engine.key_prefix(ENGLISH, unit.lang)
+        clock.lap("seed")
         segments = unique_segments(to_translate, markers)
         clock.lap("segments")
         # Marked answer sentences go through the same call: cached, batched and counted like the rest.
@@ -176,7 +185,8 @@ def assemble_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, u
     clock.lap("rows")  # projection and quality
     table = to_corpus_table(rows)
     clock.lap("table")
-    return UnitRows(unit, table, shard_statistics(rows), work, model, clock.total(), clock.stages)
+    return UnitRows(unit, table, shard_statistics(rows), work, model, clock.total(), clock.stages, translation,
+                    key_prefix)
 
 
 def write_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, built: UnitRows) -> UnitResult:
@@ -186,9 +196,13 @@ def write_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, buil
     clock = _StageClock()
     written = write_shard(output, built.table, lang=unit.lang, index=unit.index, total=unit.n_shards,
                           fmt=config.format, compression=config.compression)
+    store = None
+    if built.translations and built.key_prefix:
+        store = write_part(storage.as_path(output), unit.lang, unit.index, unit.n_shards, built.key_prefix,
+                           built.translations)
     clock.lap("write")
     return UnitResult(written, built.stats, built.translation, built.seconds, built.model,
-                      {**built.stages, **clock.stages})
+                      {**built.stages, **clock.stages}, store)
 
 
 class _StageClock:
@@ -293,7 +307,7 @@ class BuildJob:
         if stale:
             log(f"{output}: configuration changed; rebuilding (cached translations are reused)")
         if overwrite or stale:
-            remove_own_files(output, marker, log)
+            remove_own_files(output, marker, log, keep_store=not overwrite)
             manifest = None
         if manifest is not None and manifest.get("config_fingerprint") != fingerprint:
             raise CorpusConflictError(
@@ -301,8 +315,18 @@ class BuildJob:
                 f"({manifest.get('config_fingerprint')} != {fingerprint})", where=str(output),
                 todo="choose another --output, or pass --overwrite (or --refresh to rebuild it)")
         job = dict(cards_dir=cards_dir, log=log, started=started, lock=lock, marker=marker)
-        if manifest is not None and manifest.complete and quarantine_intact(output, manifest.get("quarantine")) \
-                and not _pending(manifest, output, config.all_languages, manifest.n_shards):
+        complete = manifest is not None and manifest.complete and \
+            quarantine_intact(output, manifest.get("quarantine")) and \
+            not _pending(manifest, output, config.all_languages, manifest.n_shards)
+        if complete and refresh:
+            # A scheduled refresh reads the sources again (the same config may name files that grew),
+            # aside, so an unchanged corpus is left exactly as it was.
+            with tempfile.TemporaryDirectory(prefix="polyqa-refresh-") as scratch:
+                records = ingest(config, scratch).records_sha256
+            if records != manifest.get("records_sha256"):
+                log(f"{output}: the sources changed; rebuilding (translations of earlier builds are reused)")
+                complete = False
+        if complete:
             untidy = (output / WORK_DIR).exists() or not own_card(output, marker) or \
                 bool(unlisted_shards(output, manifest))
             if not untidy:
@@ -311,6 +335,8 @@ class BuildJob:
             log(f"{output}: complete and verified; tidying up (card, staging area, stray shard files)")
             return cls(config, output, manifest, [], up_to_date=False, **job)
         ingested = ingest(config, output, log)
+        if config.model is not None:
+            prepare_seed(output, log)  # before any unit replaces a part of the store
         manifest = manifest or Manifest()
         manifest.describe_build(config, ingested)
         if not manifest.model():
@@ -337,7 +363,8 @@ class BuildJob:
             self.manifest.set_model(result.model)
         started = time.perf_counter()
         self.manifest.add_shard(result.shard, translation=result.translation.as_dict() if result.translation else {},
-                                stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {})
+                                stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {},
+                                **({"translations": result.store} if result.store else {}))
         self.manifest.save(self.output)
         self._manifest_seconds += time.perf_counter() - started
         work = result.translation
@@ -358,7 +385,8 @@ class BuildJob:
             self._check_lock()
             self.manifest.save(self.output)
             self._write_cards()
-            stray = unlisted_shards(self.output, self.manifest)
+            listed = {e["translations"]["path"] for e in self.manifest.shards if e.get("translations")}
+            stray = unlisted_shards(self.output, self.manifest) + unlisted_parts(self.output, listed)
             if stray:  # named like shards but not this corpus' (an older shard count, a removed language)
                 remove_shard_files(self.output, stray)
                 self.log(f"{self.output}: removed {len(stray)} shard files the manifest does not list "

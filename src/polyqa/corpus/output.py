@@ -159,8 +159,13 @@ def remove_shard_files(output: AnyPath, files: list[AnyPath]) -> None:
             folder.rmdir()
 
 
-def remove_own_files(output: AnyPath, marker: Mapping[str, Any], log: Log) -> None:
-    """Delete the corpus polyqa wrote here (for ``overwrite`` or a refresh); every other file stays."""
+def remove_own_files(output: AnyPath, marker: Mapping[str, Any], log: Log, *, keep_store: bool = False) -> None:
+    """Delete the corpus polyqa wrote here (for ``overwrite`` or a refresh); every other file stays.
+
+    ``keep_store`` (a refresh) keeps the translation store, whose translations the rebuild reuses.
+    """
+    from polyqa.corpus.translations import STORE_DIR, store_parts
+
     removed = [p for p in (output / MANIFEST_FILE, output / QUARANTINE_FILE) if p.is_file()]
     if own_card(output, marker):
         removed.append(output / CARD_FILE)
@@ -168,11 +173,17 @@ def remove_own_files(output: AnyPath, marker: Mapping[str, Any], log: Log) -> No
         path.unlink()
     shards = shard_files(output)
     remove_shard_files(output, shards)
+    store = [] if keep_store else store_parts(output)
+    remove_shard_files(output, store)
+    if not keep_store and (output / STORE_DIR).is_dir() and not any((output / STORE_DIR).iterdir()):
+        (output / STORE_DIR).rmdir()
     if (output / WORK_DIR).is_dir():
         storage.rmtree(output / WORK_DIR)
-    kept = [p for p in output.iterdir() if not is_lock_name(p.name) and p.name != MARKER_FILE]
+    kept = [p for p in output.iterdir() if not is_lock_name(p.name) and p.name not in (MARKER_FILE, STORE_DIR)]
     log(f"{output}: removed the previous corpus ({len(removed) + len(shards)} files)"
-        + (f"; kept {len(kept)} that polyqa did not write ({names(kept)})" if kept else ""))
+        + (f"; kept {len(kept)} that polyqa did not write ({names(kept)})" if kept else "")
+        + (f"; removed its translation store ({len(store)} files)" if store else "")
+        + ("; kept its translation store for the rebuild" if keep_store and store_parts(output) else ""))
 
 
 def load_manifest(output: AnyPath, log: Log) -> Manifest | None:

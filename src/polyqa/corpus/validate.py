@@ -257,6 +257,11 @@ def validate_corpus(corpus_dir: str | Path | RemotePath) -> ValidationReport:
         errors.append("manifest filters: read != kept + quarantined + leakage_excluded")
     if (root / "_work").exists() and manifest.complete:
         report.notes.append("_work/: staging area left by an interrupted build; the next build removes it")
+    missing = [e["translations"]["path"] for e in manifest.shards
+               if e.get("translations") and not (root / e["translations"]["path"]).is_file()]
+    if missing:  # the corpus is whole without them; a rebuild elsewhere would translate their segments again
+        report.notes.append(f"{len(missing)} parts of the translation store are missing ({', '.join(missing[:5])}); "
+                            "a rebuild on another machine translates their segments again")
     leftovers = temporary_files(root)
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary files of an interrupted build "
