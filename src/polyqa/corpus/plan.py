@@ -182,6 +182,7 @@ def _plan_model(config: BuildConfig) -> _PlanModel:
                                      models_dir=config.models_path)
     except Exception as exc:  # offline, not downloaded, not convertible: count without it
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first if len(first) <= 200 else first[:200] + "..."
         return _PlanModel(estimate, notes=(f"model {config.model} is not available here ({first}); tokens are "
                                            "estimated and the cache is not consulted",))
     tokenizer_file = Path(resolved.ct2_dir) / "tokenizer.json"
