@@ -130,7 +130,7 @@ class UnitRows:
     translation: TranslationStats | None  # None when no row needed machine translation
     model: dict[str, Any] | None  # the engine's description, when one was used
     seconds: float
-    stages: dict[str, float]  # seconds by stage: read, segments, translate, rows, table
+    stages: dict[str, float]  # seconds by stage: read, engine, seed, segments, translate, rows, table
     translations: dict[str, str]  # English segment -> translation, for the translation store
     key_prefix: str | None  # the cache key prefix of those translations (model, decoding, languages)
 
@@ -172,6 +172,7 @@ def assemble_unit(config: BuildConfig | Mapping[str, Any], output: str | Path, u
     markers = config.projection_settings()
     if to_translate:
         engine = get_engine(config)
+        clock.lap("engine")  # loading the model (once per process)
         seed_cache(engine, output, unit.lang)  # what earlier builds of this corpus translated, once per process
         key_prefix = engine.key_prefix(ENGLISH, unit.lang)
         clock.lap("seed")
