@@ -193,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     from polyqa.cli import main as polyqa
     from polyqa.corpus.manifest import Manifest
     from polyqa.translate.engine import available_cores, observe_translations
-    from translate import bench_dir, build_random_nllb_600m
+    from translate import bench_dir, build_random_nllb
 
     root = bench_dir()
     root.mkdir(parents=True, exist_ok=True)
-    hf_dir = build_random_nllb_600m(root)
+    hf_dir = build_random_nllb(root)
     work = Path(tempfile.mkdtemp(prefix="polyqa-bench-build-"))
     source, taken = english_subset(n_questions, work / "xquad-r-en.json")
     log(f"{taken} English XQuAD-R questions in {source}")

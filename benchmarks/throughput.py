@@ -29,9 +29,7 @@ import gc
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,52 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from method import OthersClock, Run, log, timed, value_figure, wait_until_quiet  # noqa: E402
 from squad_shaped import english_segments  # noqa: E402
-
-# NLLB-200 checkpoints' layer sizes (their config.json files); vocabulary 256,206 for all.
-SHAPES = {
-    "600m": dict(d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
-                 decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096),
-    "1.3b": dict(d_model=1024, encoder_layers=24, decoder_layers=24, encoder_attention_heads=16,
-                 decoder_attention_heads=16, encoder_ffn_dim=8192, decoder_ffn_dim=8192),
-    "3.3b": dict(d_model=2048, encoder_layers=24, decoder_layers=24, encoder_attention_heads=16,
-                 decoder_attention_heads=16, encoder_ffn_dim=8192, decoder_ffn_dim=8192),
-}
-
-
-def bench_dir() -> Path:
-    return Path(os.environ.get("POLYQA_BENCH_DIR", Path.home() / ".cache" / "polyqa" / "bench"))
-
-
-def random_nllb(root: Path, name: str) -> Path:
-    """A random-weight NLLB of shape ``name`` with a 256,206-token NLLB tokenizer (built once)."""
-    hf_dir = root / f"nllb-{name}-random"
-    if (hf_dir / "model.safetensors").is_file() or (hf_dir / "model.safetensors.index.json").is_file():
-        return hf_dir
-    import torch
-
-    from polyqa.translate.sample_text import sample_lines
-    from polyqa.translate.tiny import NLLB_VOCAB_SIZE, build_hf_model, build_tokenizer, train_sentencepiece
-
-    log(f"building the random NLLB-{name}-shaped model (once)")
-    tokenizer = build_tokenizer(train_sentencepiece(sample_lines(), 600, 0), vocab_size=NLLB_VOCAB_SIZE)
-    # 3.3B in float16 halves the memory of the build; the int8 weights and the CPU compute
-    # type (int8_float32) come out the same.
-    torch.set_default_dtype(torch.float16 if name == "3.3b" else torch.float32)
-    try:
-        model = build_hf_model(NLLB_VOCAB_SIZE, 0, init_std=0.02,
-                               architecture={**SHAPES[name], "max_position_embeddings": 1024})
-    finally:
-        torch.set_default_dtype(torch.float32)
-    tmp = Path(tempfile.mkdtemp(prefix=f".nllb-{name}-random.", dir=root))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    del model
-    gc.collect()
-    if hf_dir.exists():
-        shutil.rmtree(hf_dir)
-    os.rename(tmp, hf_dir)
-    return hf_dir
-
+from translate import SHAPES, bench_dir, build_random_nllb  # noqa: E402
 
 def segment_mix(count: int, seed: int = 0) -> list[str]:
     """``count`` segments drawn from a SQuAD-shaped source, keeping its mix of segment kinds."""
@@ -124,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
             model_dir: Path = build_tiny_model(root / "tiny-nllb").ct2_dir
         elif name in SHAPES:
-            model_dir = random_nllb(root, name)
+            model_dir = build_random_nllb(root, name)
         else:
             parser.error(f"unknown model {name!r}; choose from tiny, {', '.join(SHAPES)}")
         t0 = time.perf_counter()

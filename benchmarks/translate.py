@@ -81,6 +81,7 @@ import argparse
 import gc
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -97,27 +98,43 @@ def bench_dir() -> Path:
     return Path(os.environ.get("POLYQA_BENCH_DIR", Path.home() / ".cache" / "polyqa" / "bench"))
 
 
-def build_random_nllb_600m(output: Path) -> Path:
-    """Random-weight M2M100 with NLLB-200-distilled-600M's config + a 256,206-token NLLB tokenizer."""
-    hf_dir = output / "nllb-600m-random"
-    if (hf_dir / "model.safetensors").is_file() and (hf_dir / "tokenizer.json").is_file():
-        return hf_dir
-    from polyqa.translate.sample_text import sample_lines
-    from polyqa.translate.tiny import NLLB_600M, NLLB_VOCAB_SIZE, build_hf_model, build_tokenizer, train_sentencepiece
+# NLLB-200 checkpoints' layer sizes (their config.json files); vocabulary 256,206 for all.
+SHAPES = {
+    "600m": dict(d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
+                 decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096),
+    "1.3b": dict(d_model=1024, encoder_layers=24, decoder_layers=24, encoder_attention_heads=16,
+                 decoder_attention_heads=16, encoder_ffn_dim=8192, decoder_ffn_dim=8192),
+    "3.3b": dict(d_model=2048, encoder_layers=24, decoder_layers=24, encoder_attention_heads=16,
+                 decoder_attention_heads=16, encoder_ffn_dim=8192, decoder_ffn_dim=8192),
+}
 
-    log("building the random NLLB-600M-shaped model (once)")
+
+def build_random_nllb(root: Path, name: str = "600m") -> Path:
+    """A random-weight NLLB of shape ``name`` with a 256,206-token NLLB tokenizer (built once)."""
+    hf_dir = root / f"nllb-{name}-random"
+    if (hf_dir / "model.safetensors").is_file() or (hf_dir / "model.safetensors.index.json").is_file():
+        return hf_dir
+    import torch
+
+    from polyqa.translate.sample_text import sample_lines
+    from polyqa.translate.tiny import NLLB_VOCAB_SIZE, build_hf_model, build_tokenizer, train_sentencepiece
+
+    log(f"building the random NLLB-{name}-shaped model (once)")
     tokenizer = build_tokenizer(train_sentencepiece(sample_lines(), 600, 0), vocab_size=NLLB_VOCAB_SIZE)
-    assert len(tokenizer) == NLLB_VOCAB_SIZE, len(tokenizer)
-    # transformers' default init (std 0.02), as in a real checkpoint's scale.
-    model = build_hf_model(NLLB_VOCAB_SIZE, 0, init_std=0.02, architecture=NLLB_600M)
-    tmp = Path(tempfile.mkdtemp(prefix=".nllb-600m-random.", dir=output))
+    # 3.3B in float16 halves the memory of the build; the int8 weights and the CPU compute
+    # type (int8_float32) come out the same.
+    torch.set_default_dtype(torch.float16 if name == "3.3b" else torch.float32)
+    try:
+        model = build_hf_model(NLLB_VOCAB_SIZE, 0, init_std=0.02,
+                               architecture={**SHAPES[name], "max_position_embeddings": 1024})
+    finally:
+        torch.set_default_dtype(torch.float32)
+    tmp = Path(tempfile.mkdtemp(prefix=f".nllb-{name}-random.", dir=root))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     del model
     gc.collect()
     if hf_dir.exists():
-        import shutil
-
         shutil.rmtree(hf_dir)
     os.rename(tmp, hf_dir)
     return hf_dir
@@ -192,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     root = bench_dir()
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    hf_dir = build_random_nllb_600m(root)
+    hf_dir = build_random_nllb(root)
     log(f"model ready in {hf_dir} ({time.perf_counter() - t0:.0f} s)")
 
     passages = make_passages(n_passages, seed=1)
