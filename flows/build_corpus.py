@@ -95,7 +95,9 @@ def _run_units(job: BuildJob) -> int:
             failed.append(result)
             continue
         job.record(result)
-        update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total)
+        # The description carries each language's shards, rows, segments and ETA beside the percentage.
+        update_progress_artifact(progress, 100.0 * (already + done - len(failed)) / total,
+                                 description=f"{job.config.name}: {job.progress.summary()}")
         logger.info(f"[{done}/{len(futures)}] wrote {result.shard.path} ({result.rows} rows)")
         if job.progress.due(PROGRESS_EVERY):
             logger.info(job.progress.line())

@@ -85,7 +85,9 @@ def test_flow_on_dask_local_cluster_and_resume(tmp_path, tiny_model, flow_module
         # the run's page: progress at 100 %, the language table and the card, read back through the client
         from prefect_artifacts import latest_artifact
 
-        assert latest_artifact("corpus-progress").data == 100.0
+        progress = latest_artifact("corpus-progress")
+        assert progress.data == 100.0
+        assert "deu_Latn 2/2 shards, 20 rows" in progress.description and "ETA done" in progress.description
         table = latest_artifact("corpus-languages")
         rows = json.loads(table.data) if isinstance(table.data, str) else table.data
         assert [r["NLLB code"] for r in rows] == ["`eng_Latn`", "`deu_Latn`", "`fra_Latn`"]

@@ -190,6 +190,42 @@ def test_resume_rebuilds_only_missing_or_corrupt_shards(built, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == stamps
 
 
+def test_a_finished_unit_is_recorded_in_a_file_of_its_own_and_resumed_from(built, tmp_path):
+    """Recording a unit writes one small file, never the whole manifest (so the thousandth unit costs what
+    the first did); a killed build's records are read back, and none made from other records."""
+    corpus, config, _ = built
+    copy = copy_corpus(corpus, tmp_path)
+    manifest = Manifest.load(copy)
+    english_2, german_1 = manifest.shard("eng_Latn", 2), manifest.shard("deu_Latn", 1)
+    manifest.data["shards"] = [e for e in manifest.shards if e not in (english_2, german_1)]
+    manifest["complete"] = False
+    manifest.save(copy)
+    whole = (copy / "manifest.json").read_bytes()
+
+    manifest.record_shard(copy, english_2)
+    stale = Manifest(json.loads(whole))
+    stale["records_sha256"] = "0" * 64  # a unit of an earlier build, from other source records
+    stale.record_shard(copy, german_1)
+    recorded = copy / WORK_DIR / "recorded"
+    assert sorted(p.name for p in recorded.iterdir()) == ["deu_Latn-000001.json", "eng_Latn-000002.json"]
+    assert (copy / "manifest.json").read_bytes() == whole  # not rewritten
+    loaded = Manifest.load(copy)
+    assert loaded.shard("eng_Latn", 2) == english_2 and loaded.shard("deu_Latn", 1) is None
+    assert [(e["lang"], e["index"]) for e in loaded.shards] == sorted((e["lang"], e["index"]) for e in loaded.shards)
+
+    kept = (copy / english_2["path"]).stat().st_mtime_ns
+    with BuildJob.open(config, copy) as job:
+        assert [(u.lang, u.index) for u in job.units] == [("deu_Latn", 1)]
+        assert not recorded.exists()  # opening wrote the manifest whole: the records are in it now
+        assert Manifest(json.loads((copy / "manifest.json").read_text())).shard("eng_Latn", 2) == english_2
+        job.record(job.build_unit(job.units[0]))
+        assert (recorded / "deu_Latn-000001.json").is_file()
+        job.finish()
+    assert not (copy / WORK_DIR).exists() and (copy / english_2["path"]).stat().st_mtime_ns == kept
+    assert validate_corpus(copy).ok
+    assert read_language(copy, "deu_Latn").equals(read_language(corpus, "deu_Latn"))
+
+
 def test_other_config_in_same_folder_is_refused(built, tmp_path):
     corpus, config, _ = built
     copy = copy_corpus(corpus, tmp_path)

@@ -164,8 +164,8 @@ def cli(config: Path, output: str, *extra: str) -> list[str]:
             "--no-progress", *extra]
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def start(args: list[str], log: Path, **env: str) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
     with open(log, "wb") as out:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -586,3 +586,90 @@ def test_a_refresh_on_fresh_workers_translates_only_the_new_segments(s3, world, 
     manifest = Manifest.load(url("refresh"))
     assert {lang: c["translated"] for lang, c in manifest.translation_per_language().items()} == expected
     assert validate_corpus(url("refresh")).ok
+
+
+# -- a bucket that stops taking writes mid-build ---------------------------------------------------
+
+@pytest.fixture
+def guarded_store(tmp_path):
+    """A second moto server that checks every request against IAM policies, as S3 does: a builder user
+    allowed s3:*, and an admin who can change the builder's policy. Stopped by PID at the end."""
+    import boto3
+
+    port = _free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "6"}  # the six IAM calls below set the users up
+    with open(tmp_path / "moto.log", "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 60, "moto did not start")
+        endpoint = f"http://127.0.0.1:{port}"
+        setup = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup",
+                             aws_secret_access_key="setup")
+        keys = {}
+        for user, actions in (("builder", ["s3:*"]), ("admin", ["iam:*", "s3:*"])):
+            setup.create_user(UserName=user)
+            setup.put_user_policy(UserName=user, PolicyName="allow", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+            keys[user] = setup.create_access_key(UserName=user)["AccessKey"]
+
+        def client(service: str, user: str):
+            return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                                aws_access_key_id=keys[user]["AccessKeyId"],
+                                aws_secret_access_key=keys[user]["SecretAccessKey"])
+
+        client("s3", "builder").create_bucket(Bucket="polyqa-guarded")
+        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": keys["builder"]["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": keys["builder"]["SecretAccessKey"]}
+        yield SimpleNamespace(env=env, s3=client("s3", "builder"), iam=client("iam", "admin"))
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+def test_a_bucket_that_stops_taking_writes_fails_in_one_line_naming_the_object_and_the_rerun_resumes(
+        s3, world, guarded_store, tmp_path):
+    """Once 3 units are recorded the builder may no longer write (an IAM Deny of s3:PutObject): the build
+    stops with one error line naming the object it could not write; the units recorded stay, with their
+    bytes; once writes are allowed again the rerun builds only the rest, to the reference bytes."""
+    store = guarded_store
+    deny = json.dumps({"Version": "2012-10-17",
+                       "Statement": [{"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}]})
+
+    def stored() -> dict[str, bytes]:
+        listed = store.s3.list_objects_v2(Bucket="polyqa-guarded", Prefix="corpus/").get("Contents", [])
+        return {o["Key"][len("corpus/"):]: store.s3.get_object(Bucket="polyqa-guarded", Key=o["Key"])["Body"].read()
+                for o in listed}
+
+    def recorded_units() -> dict[str, dict]:
+        return {name: json.loads(data)["shard"] for name, data in stored().items()
+                if name.startswith("_work/recorded/")}
+
+    config, output = world.config_file(tmp_path, tmp_path / "cache.sqlite"), "s3://polyqa-guarded/corpus"
+    log = tmp_path / "build.log"
+    build = start(cli(config, output), log, **store.env)
+    try:
+        _wait_for(lambda: len(recorded_units()) >= 3 or build.poll() is not None, 300, "no unit was recorded")
+        store.iam.put_user_policy(UserName="builder", PolicyName="deny-writes", PolicyDocument=deny)
+        assert build.wait(timeout=300) == 2, log.read_text()[-3000:]
+        err = log.read_text().strip().splitlines()
+        errors = [line for line in err if line.startswith("error:") or "Traceback" in line]
+        assert errors == [err[-1]], err[-5:]
+        assert err[-1].startswith(f"error: permission denied: {output}/"), err[-1]
+        assert "check the credentials and what they may write to the bucket" in err[-1]
+        kept, finished = stored(), {e["path"] for e in recorded_units().values()}
+        assert 3 <= len(finished) < UNITS and all(path in kept for path in finished)
+    finally:
+        store.iam.delete_user_policy(UserName="builder", PolicyName="deny-writes")
+    log = tmp_path / "rerun.log"
+    rerun = start(cli(config, output), log, **store.env)
+    assert rerun.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert f"{len(finished)} of {UNITS} shards already done; building {UNITS - len(finished)}" in log.read_text()
+    after = stored()
+    assert {path: after[path] for path in finished} == {path: kept[path] for path in finished}
+    assert {k: v for k, v in after.items() if k.startswith("lang=") and SHARD_RE.match(k.rsplit("/", 1)[1])} == \
+        shard_bytes(s3, "reference")
+    assert not any(name.startswith("_work/") for name in after)
+    validate = subprocess.run(cli(config, output)[:3] + ["validate", output], cwd=REPO, capture_output=True,
+                              text=True, env={**os.environ, **store.env})
+    assert validate.returncode == 0 and validate.stdout.startswith(f"{output}: OK"), validate.stdout + validate.stderr

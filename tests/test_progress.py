@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -24,7 +25,8 @@ def test_progress_counts_each_language_and_estimates_what_is_left(monkeypatch):
     assert progress.remaining_units == 2
     assert progress.eta_seconds() == pytest.approx(20.0)  # 2 units left at 10 s each
     line = progress.line()
-    assert "deu_Latn 2/3 shards, 100 rows, 120 segments" in line and "ETA 20 s" in line
+    assert "deu_Latn 2/3 shards, 100 rows, 120 segments, ETA 10 s" in line and "whole build ETA 20 s" in line
+    assert line == "progress: " + progress.summary()
     assert "| deu_Latn | 2/3 | 100 | 120 | 30 | 10 s |" in progress.markdown()
 
 
@@ -45,4 +47,5 @@ def test_the_command_reports_progress_per_language(tmp_path, tiny_model, capsys)
     err = capsys.readouterr().err
     last = [line for line in err.splitlines() if line.startswith("progress: ")][-1]
     assert "eng_Latn 3/3 shards, 20 rows" in last and "deu_Latn 3/3 shards, 20 rows" in last
-    assert "ETA done" in last
+    assert re.search(r"deu_Latn 3/3 shards, 20 rows, [1-9][\d,]* segments, ETA done", last), last
+    assert last.endswith("; whole build ETA done")

@@ -60,6 +60,8 @@ def _message(exc: BaseException) -> str | None:
         if isinstance(exc, IsADirectoryError):
             return f"a folder where a file is expected: {where}pass a file"
         if isinstance(exc, PermissionError):
+            if "://" in str(exc.filename):  # an object store's answer
+                return f"permission denied: {where}check the credentials and what they may write to the bucket"
             return f"permission denied: {where}check the owner and mode"
         return f"{exc.strerror or exc}: {where}check the path"
     if isinstance(exc, UnicodeDecodeError):

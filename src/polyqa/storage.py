@@ -29,6 +29,7 @@ stores that have both (:func:`check_writable`):
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -205,7 +206,8 @@ class RemotePath:
     # -- changes ------------------------------------------------------------------------------
     def write_bytes(self, data: bytes) -> None:
         """One PUT: on an object store the object appears whole or not at all."""
-        self.fs.pipe_file(self.path, data)
+        with named(self):
+            self.fs.pipe_file(self.path, data)
 
     def create(self, data: bytes) -> bool:
         """Create the object only if it does not exist (atomic on S3 and GCS); False when it does."""
@@ -216,7 +218,7 @@ class RemotePath:
         except OSError as exc:  # S3's answer to two conditional writes of one key at the same moment
             if "ConditionalRequestConflict" in str(exc):
                 return False
-            raise
+            raise naming(exc, self) from exc
         return True
 
     def unlink(self, missing_ok: bool = False) -> None:
@@ -238,6 +240,27 @@ class RemotePath:
 
 
 AnyPath = Union[Path, RemotePath]
+
+# The error numbers of errors raised without one (s3fs says PermissionError("Access Denied")).
+_ERRNO = {PermissionError: errno.EACCES, FileNotFoundError: errno.ENOENT, FileExistsError: errno.EEXIST,
+          IsADirectoryError: errno.EISDIR, NotADirectoryError: errno.ENOTDIR, TimeoutError: errno.ETIMEDOUT}
+
+
+def naming(exc: OSError, path: object) -> OSError:
+    """``exc`` naming ``path``: writers (pyarrow) and stores (s3fs) say what failed but not where."""
+    if exc.filename is not None:
+        return exc
+    code = exc.errno if exc.errno is not None else _ERRNO.get(type(exc), errno.EIO)
+    return OSError(code, exc.strerror or str(exc) or os.strerror(code), str(path))  # OSError picks the subclass
+
+
+@contextmanager
+def named(path: object) -> Iterator[None]:
+    """Raise any OSError of the block as one naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise naming(exc, path) from exc
 
 
 # -- operations with a local and a remote way ------------------------------------------------------
@@ -271,10 +294,7 @@ def atomic_file(path: str | os.PathLike[str] | RemotePath) -> Iterator[Path]:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename is None and exc.errno is not None:
-            # Writers (pyarrow, plain writes) say "no space left" without saying where: name the file.
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
+        raise naming(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -322,14 +342,17 @@ def spool_file(target: RemotePath) -> Path:
 
 def put_file(local: Path, target: RemotePath) -> None:
     """Upload a finished local file as ``target`` (one PUT, or a multipart upload that appears on completion)."""
-    target.fs.put_file(str(local), target.path)
+    with named(target):
+        target.fs.put_file(str(local), target.path)
 
 
 def move(source: AnyPath, target: AnyPath) -> None:
     """``os.replace`` locally; copy then delete on a store (the copy exists before the original goes)."""
     if isinstance(source, RemotePath):
-        source.fs.copy(source.path, target.path)
-        source.fs.rm_file(source.path)
+        with named(target):
+            source.fs.copy(source.path, target.path)
+        with named(source):
+            source.fs.rm_file(source.path)
     else:
         os.replace(source, target)
 

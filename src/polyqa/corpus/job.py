@@ -9,8 +9,9 @@ A unit is built by :func:`build_unit` (config, output, unit), a plain function
 that builds the rows AND writes the shard file in the process that runs it: on
 Dask, the Arrow table stays on the worker and only the small
 :class:`UnitResult` travels back. :meth:`BuildJob.record` is the manifest's
-single writer and runs in the process that opened the job; the manifest is
-saved after every unit, so a killed build resumes where it stopped.
+single writer and runs in the process that opened the job; it records every
+unit as it finishes (:meth:`Manifest.record_shard`), so a killed build resumes
+where it stopped.
 
 :func:`build_corpus` is the sequential loop (``polyqa build-corpus``, the study);
 ``flows/build_corpus.py`` runs the same job with one Prefect task per unit.
@@ -253,7 +254,7 @@ class BuildJob:
         self._started = started
         self._lock = lock
         self._marker = marker if marker is not None else {}
-        self._manifest_seconds = 0.0  # saving the manifest after each unit
+        self._manifest_seconds = 0.0  # recording each unit in the manifest
         self.progress = BuildProgress.for_units(config.all_languages, manifest.n_shards or 0,
                                                 [(u.index, u.lang) for u in units], manifest.shards)
 
@@ -358,15 +359,15 @@ class BuildJob:
         return build_unit(self.config, self.output, unit)
 
     def record(self, result: UnitResult) -> None:
-        """Add a written unit to the manifest and save it (only the process that opened the job does this)."""
+        """Add a written unit to the manifest and record it durably (only the process that opened the job does this)."""
         self._check_lock()
         if result.model is not None:
             self.manifest.set_model(result.model)
         started = time.perf_counter()
-        self.manifest.add_shard(result.shard, translation=result.translation.as_dict() if result.translation else {},
-                                stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {},
-                                **({"translations": result.store} if result.store else {}))
-        self.manifest.save(self.output)
+        self.manifest.record_shard(
+            self.output, result.shard, translation=result.translation.as_dict() if result.translation else {},
+            stats=result.stats.as_dict(), seconds=result.seconds, stages=result.stages or {},
+            **({"translations": result.store} if result.store else {}))
         self._manifest_seconds += time.perf_counter() - started
         work = result.translation
         self.progress.record(result.lang, result.rows, work.translated if work else 0, work.cache_hits if work else 0)

@@ -1,7 +1,10 @@
 """``manifest.json``: what a corpus holds and how it was made; the record of finished shards.
 
-A shard counts only once the manifest lists it with its sha256. The manifest is
-rewritten atomically after every shard, so a killed build resumes from it.
+A shard counts only once the manifest lists it with its sha256. A build writes the
+manifest whole when it starts and when it finishes; in between, each finished shard is
+recorded in a small file of its own under ``_work/recorded/`` (one atomic write or PUT),
+which :meth:`Manifest.load` reads back into the list. Recording a shard thus costs the
+same at the thousandth shard as at the first, and a killed build resumes from both.
 
 This module owns the manifest's shape: readers (the card, validation, the
 study) use :class:`Manifest`'s accessors rather than its JSON keys. Each shard
@@ -22,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from polyqa import __version__, storage
 from polyqa.corpus.schema import SCHEMA_VERSION, SENTENCE_NONE
-from polyqa.storage import atomic_write_bytes
+from polyqa.storage import AnyPath, atomic_write_bytes
+from polyqa.corpus.ingest import WORK_DIR
 from polyqa.corpus.writer import QUARANTINE_FILE, WrittenShard, sha256_file
 from polyqa.languages import ENGLISH
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from polyqa.corpus.ingest import IngestSummary
 
 MANIFEST_FILE = "manifest.json"
+RECORDED_DIR = "recorded"  # in _work/: the shards finished since the manifest was last written whole
 REQUIRED_KEYS = ("languages", "n_shards", "shards", "records")
 
 # Translation work of a build, per target language and in total (a shard entry may carry more
@@ -129,6 +134,10 @@ def stage_seconds(shards: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     return {stage: round(seconds, 3) for stage, seconds in totals.items()}
 
 
+def recorded_dir(corpus_dir: str | Path | storage.RemotePath) -> AnyPath:
+    return storage.as_path(corpus_dir) / WORK_DIR / RECORDED_DIR
+
+
 class Manifest:
     """The manifest's JSON object (``data``) with the accessors readers use and the updates a build makes."""
 
@@ -140,6 +149,7 @@ class Manifest:
     # -- file -----------------------------------------------------------------
     @classmethod
     def load(cls, corpus_dir: str | Path | storage.RemotePath) -> Manifest | None:
+        """The manifest with the shards recorded since it was last written whole (None when there is none)."""
         path = storage.as_path(corpus_dir) / MANIFEST_FILE
         try:
             data = json.loads(path.read_text("utf-8"))
@@ -151,11 +161,45 @@ class Manifest:
             raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a JSON object")
-        return cls(data)
+        manifest = cls(data)
+        if not manifest.complete:
+            manifest._read_recorded(corpus_dir)
+        return manifest
 
     def save(self, corpus_dir: str | Path | storage.RemotePath) -> None:
+        """Write the whole manifest; the shards recorded one by one are in it now, so their files go."""
         text = json.dumps(self.data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
         atomic_write_bytes(storage.as_path(corpus_dir) / MANIFEST_FILE, text.encode("utf-8"))
+        recorded = recorded_dir(corpus_dir)
+        if recorded.exists():
+            storage.rmtree(recorded, ignore_errors=True)
+
+    def record_shard(self, corpus_dir: str | Path | storage.RemotePath, written: WrittenShard | dict[str, Any],
+                     **extra: Any) -> None:
+        """Add a finished shard and record it durably in a file of its own (see the module's note)."""
+        entry = self.add_shard(written, **extra)
+        # The records the shard was built from travel with it: a shard of other records is never merged back.
+        record = {"records_sha256": self.get("records_sha256"), "shard": entry}
+        atomic_write_bytes(recorded_dir(corpus_dir) / f"{entry['lang']}-{int(entry['index']):06d}.json",
+                           json.dumps(record, ensure_ascii=False).encode("utf-8"))
+
+    def _read_recorded(self, corpus_dir: str | Path | storage.RemotePath) -> None:
+        recorded = recorded_dir(corpus_dir)
+        if not recorded.exists():
+            return
+        entries = {(e["lang"], e["index"]): e for e in self.shards}
+        for path in sorted(recorded.glob("*.json")):
+            try:
+                record = json.loads(path.read_text("utf-8"))
+                entry = record["shard"]
+                key = (entry["lang"], entry["index"])
+            except FileNotFoundError:
+                continue  # the build finished meanwhile and wrote the manifest whole
+            except (ValueError, KeyError, TypeError):
+                continue  # not a record polyqa finished writing: its shard is simply built again
+            if record.get("records_sha256") == self.get("records_sha256"):
+                entries[key] = entry
+        self.data["shards"] = sorted(entries.values(), key=lambda e: (e["lang"], e["index"]))
 
     # -- shards ---------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -177,12 +221,13 @@ class Manifest:
                 return entry
         return None
 
-    def add_shard(self, written: WrittenShard | dict[str, Any], **extra: Any) -> None:
+    def add_shard(self, written: WrittenShard | dict[str, Any], **extra: Any) -> dict[str, Any]:
         entry = {**(written.as_dict() if isinstance(written, WrittenShard) else dict(written)), **extra}
         self.data["shards"] = [e for e in self.shards
                                if not (e["lang"] == entry["lang"] and e["index"] == entry["index"])]
         self.shards.append(entry)
         self.shards.sort(key=lambda e: (e["lang"], e["index"]))
+        return entry
 
     def verified(self, corpus_dir: str | Path | storage.RemotePath, lang: str, index: int) -> bool:
         """True when the manifest lists this shard and the file's sha256 matches."""

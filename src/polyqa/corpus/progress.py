@@ -71,11 +71,17 @@ class BuildProgress:
             return True
         return False
 
-    def line(self) -> str:
-        """One log line: every language's shards, rows and segments, and the ETA."""
-        parts = [f"{lang} {p.done_units}/{p.total_units} shards, {p.rows:,} rows, {p.segments:,} segments"
+    def summary(self) -> str:
+        """Every language's shards, rows, segments and ETA, then the whole build's ETA (the progress
+        artifact's description)."""
+        parts = [f"{lang} {p.done_units}/{p.total_units} shards, {p.rows:,} rows, {p.segments:,} segments, "
+                 f"ETA {format_eta(self.eta_seconds(p.total_units - p.done_units))}"
                  for lang, p in self.languages.items()]
-        return "progress: " + "; ".join(parts) + f"; ETA {format_eta(self.eta_seconds())}"
+        return "; ".join(parts) + f"; whole build ETA {format_eta(self.eta_seconds())}"
+
+    def line(self) -> str:
+        """One log line: :meth:`summary`."""
+        return "progress: " + self.summary()
 
     def markdown(self) -> str:
         """The per-language table the flow publishes as an artifact."""

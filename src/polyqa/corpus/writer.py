@@ -78,7 +78,7 @@ TEMPORARY_RE = re.compile(
 def temporary_files(corpus_dir: str | Path | RemotePath) -> list[AnyPath]:
     """polyqa's temporary files in a corpus folder, its lang= partitions and its staging area (_work)."""
     root = storage.as_path(corpus_dir)
-    folders = [root, root / "_work", *(p for p in root.glob("lang=*") if p.is_dir())]
+    folders = [root, root / "_work", root / "_work" / "recorded", *(p for p in root.glob("lang=*") if p.is_dir())]
     return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
                   if TEMPORARY_RE.match(p.name) and p.is_file())
 
