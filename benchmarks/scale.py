@@ -49,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from method import Run, log, value_figure  # noqa: E402
 from squad_shaped import SQUAD_PASSAGES, SQUAD_QUESTIONS, write_squad_json  # noqa: E402
 
+from polyqa.corpus.manifest import Manifest  # noqa: E402
+
 LANGUAGES = ["deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn", "por_Latn", "nld_Latn", "pol_Latn", "rus_Cyrl",
              "zho_Hans", "arb_Arab"]
 UNIT_LINE = re.compile(r"^shard \d+ \S+: \d+ rows$")
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         target = fresh("corpus-resume")
         total = len(manifest["shards"])
         part1 = run_build(resume_config, target, kill_after_units=total // 2)
-        recorded = len(json.loads((target / "manifest.json").read_text("utf-8"))["shards"])
+        recorded = len(Manifest.load(target).shards)  # with the units recorded since it was written whole
         part2 = run_build(resume_config, target)
         started_before = part1["units_logged"] + 1  # the recorded ones and the one in flight
         redone = part2["building"] - (total - started_before)
